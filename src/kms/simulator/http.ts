@@ -1,0 +1,70 @@
+/**
+ * HTTP plumbing of the simulator: reading a bounded body and writing the three kinds of
+ * answer ETSI GS QKD 014 T4/T6/T8 allow: 200 with JSON, an Error body (s6.5) for
+ * 400/503 (and 404/405 for paths and methods outside the API), and 401 with no body.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ErrorBody } from './validation.js';
+
+export type Reply =
+  | { status: 200; body: unknown; /** JSON holds key bytes: zero our Buffer copy once sent. */ secret?: boolean }
+  | { status: 400 | 404 | 405 | 503; body: ErrorBody; headers?: Record<string, string>; close?: boolean }
+  | { status: 401 };
+
+/** Reads the whole body, or returns null as soon as it exceeds `limit` bytes. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      total += c.length;
+      if (total > limit) {
+        done = true;
+        req.pause();
+        resolve(null);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!done) {
+        done = true;
+        resolve(Buffer.concat(chunks, total));
+      }
+    });
+    req.on('error', (e) => {
+      if (!done) {
+        done = true;
+        reject(e);
+      }
+    });
+  });
+}
+
+/** Writes `reply`. JSON is sent as `application/json` UTF-8; 401 carries no body at all (T4). */
+export function sendReply(res: ServerResponse, reply: Reply): void {
+  if (res.headersSent || res.destroyed) return;
+  if (reply.status === 401) {
+    res.writeHead(401, { 'content-length': '0' });
+    res.end();
+    return;
+  }
+  const body = Buffer.from(JSON.stringify(reply.body), 'utf8');
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(body.length),
+    'cache-control': 'no-store',
+  };
+  if (reply.status !== 200) {
+    Object.assign(headers, reply.headers ?? {});
+    if (reply.close) headers.connection = 'close';
+  }
+  res.writeHead(reply.status, headers);
+  if (reply.status === 200 && reply.secret) {
+    res.end(body, () => body.fill(0));
+  } else {
+    res.end(body);
+  }
+}
