@@ -131,7 +131,7 @@ function checkPolicy(
   if (!(need < p.hardLimitTimeMs)) {
     push(
       blame('hard_limit_time', 'rekey_after_time', 'rekey_jitter', 'handshake_timeout'),
-      `rekey_after_time (${text('rekey_after_time', p.rekeyAfterTimeMs)}) + rekey_jitter (${text('rekey_jitter', p.rekeyJitterMs)}) + 2 x handshake_timeout (${text('handshake_timeout', p.handshakeTimeoutMs)}) = ${need} ms must be less than hard_limit_time (${text('hard_limit_time', p.hardLimitTimeMs)}) (protocol.md s6)`,
+      `rekey_after_time (${text('rekey_after_time', p.rekeyAfterTimeMs)}) + rekey_jitter (${text('rekey_jitter', p.rekeyJitterMs)}) + 2 x handshake_timeout (${text('handshake_timeout', p.handshakeTimeoutMs)}) = ${formatMs(need)} must be less than hard_limit_time (${text('hard_limit_time', p.hardLimitTimeMs)}) (protocol.md s6)`,
     );
   }
   if (!(p.graceMs < p.hardLimitTimeMs)) {
@@ -158,6 +158,10 @@ function checkPolicy(
       `keepalive (${text('keepalive', p.keepaliveMs)}) must be less than dead_after (${text('dead_after', p.deadAfterMs)}), or a quiet but live peer is declared dead (protocol.md s2)`,
     );
   }
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 function listenersCollide(a: HostPort, b: HostPort): boolean {

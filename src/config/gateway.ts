@@ -303,20 +303,27 @@ function normaliseGateway(raw: RawGateway, doc: LoadedYaml, issues: ConfigIssue[
   return cfg;
 }
 
+/**
+ * Converts one validated policy. `doc` null means the built-in defaults, which cannot
+ * fail; a failure there is a bug in the schema's defaults, hence a plain Error.
+ */
 function toPolicy(p: RawPolicy, base: PathSegments, doc: LoadedYaml | null, issues: ConfigIssue[]): Policy {
+  const report = (key: string, message: string): void => {
+    if (!doc) throw new Error(`built-in policy default ${key}: ${message}`);
+    issues.push(doc.issue([...base, key], message));
+  };
   const d = (key: keyof RawPolicy): number => {
     const r = parseDuration(p[key] as string);
-    const segs = [...base, key];
     if (r.error !== undefined) {
-      issues.push(doc ? doc.issue(segs, r.error) : { file: '', line: 0, col: 0, path: key, message: r.error });
+      report(key, r.error);
       return 0;
     }
-    if (POSITIVE_DURATIONS.has(key) && r.value === 0 && doc) issues.push(doc.issue(segs, 'expected a duration greater than 0'));
+    if (POSITIVE_DURATIONS.has(key) && r.value === 0) report(key, 'expected a duration greater than 0');
     return r.value;
   };
   const size = parseSize(p.rekey_after_bytes);
-  if (size.error !== undefined && doc) issues.push(doc.issue([...base, 'rekey_after_bytes'], size.error));
-  else if (size.value === 0 && doc) issues.push(doc.issue([...base, 'rekey_after_bytes'], 'expected a size greater than 0'));
+  if (size.error !== undefined) report('rekey_after_bytes', size.error);
+  else if (size.value === 0) report('rekey_after_bytes', 'expected a size greater than 0');
   return {
     suites: [...p.suites],
     qkd: p.qkd,

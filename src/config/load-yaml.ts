@@ -196,7 +196,7 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
     }
     if (isMap(node)) {
       const out: Record<string, unknown> = {};
-      const firstLine = new Map<string, number>();
+      const seenAt = new Map<string, number>();
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
         const keyNode = (pair.key as Node | null) ?? null;
@@ -212,13 +212,13 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
           flag(keyNode, s, `forbidden key "${name}" (it could change object prototypes)`);
           continue;
         }
-        const seen = firstLine.get(name);
+        const seen = seenAt.get(name);
         if (seen !== undefined) {
           duplicateOffsets.add(keyOffset);
           flag(keyNode, s, `duplicate key ${name} (first written at line ${seen}); a key may appear once per mapping`);
           continue;
         }
-        firstLine.set(name, at(keyOffset).line);
+        seenAt.set(name, at(keyOffset).line);
         where.set(keyOf(s), { value: valueNode, key: keyNode });
         out[name] = build(valueNode, s, depth + 1);
       }
@@ -234,8 +234,8 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
     const src = node.type === 'PLAIN' && node.range ? text.slice(node.range[0], node.range[1]).trim() : '';
     if (typeof v === 'bigint') {
       if (/^[-+]?0[0-9]+$/.test(src)) {
-        const octal = src.replace(/^([-+]?)0+/, (_m, sign: string) => `${sign}0o`);
-        flag(node, segs, `number ${src} has a leading zero, which YAML 1.2 reads as decimal ${String(v)}; write "${src}" as a quoted string, or ${octal} for octal`);
+        const octal = /^0[0-7]+$/.test(src) ? `, or ${src.replace(/^0+/, '0o')} for octal` : '';
+        flag(node, segs, `number ${src} has a leading zero, which YAML 1.2 reads as decimal ${String(v)}; write "${src}" as a quoted string${octal}`);
         return Number(v);
       }
     }
@@ -263,16 +263,21 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
   for (const e of [...doc.errors, ...doc.warnings]) {
     const offset = e.pos[0];
     if (e.code === 'DUPLICATE_KEY' && duplicateOffsets.has(offset)) continue;
-    const message = e.code === 'DUPLICATE_KEY' ? 'duplicate key' : firstLine(e.message);
+    const message =
+      e.code === 'DUPLICATE_KEY'
+        ? 'duplicate key'
+        : e.code === 'MULTIPLE_DOCS'
+          ? 'the file must hold a single YAML document (remove the second ---)'
+          : firstLine(e.message);
     issues.push({ file, ...at(offset), path: formatPath(deepestPathAt(where, offset)), message: `YAML: ${message}` });
   }
 
   const info = (segs: PathSegments): NodeInfo | undefined => where.get(keyOf(segs));
-  const position = (segs: PathSegments): Position => {
+  const position = (segs: PathSegments, atKey = false): Position => {
     for (let n = segs.length; n >= 0; n--) {
       const i = info(segs.slice(0, n));
       if (!i) continue;
-      const wanted = n === segs.length;
+      const wanted = n === segs.length && !atKey;
       // An error about a collection points at its key line (`kme:`), about a scalar at the value.
       const node = wanted && i.value && (isScalar(i.value) || isAlias(i.value)) ? i.value : (i.key ?? i.value);
       return node?.range ? at(node.range[0]) : { line: 1, col: 1 };
@@ -280,7 +285,8 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
     return { line: 1, col: 1 };
   };
 
-  if (!aliasBomb) {
+  // After a syntax error the tree is a guess; schema messages about it would mislead.
+  if (!aliasBomb && doc.errors.length === 0) {
     const validate = compile(schema);
     const ok = validate.call({ floats }, data);
     if (!ok) {
@@ -288,7 +294,7 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
         const mapped = describeAjvError(err, data);
         if (mapped === null) continue;
         if (reported.some((r) => isPrefix(r, mapped.segs))) continue;
-        issues.push({ file, ...position(mapped.segs), path: formatPath(mapped.segs), message: mapped.message });
+        issues.push({ file, ...position(mapped.segs, mapped.atKey === true), path: formatPath(mapped.segs), message: mapped.message });
       }
     }
   }
@@ -375,6 +381,8 @@ function markIntegers(s: unknown): JsonSchema {
 interface MappedError {
   segs: (string | number)[];
   message: string;
+  /** Point at the key rather than the value (unknown or misnamed keys). */
+  atKey?: boolean;
 }
 
 function describeAjvError(err: ErrorObject, root: unknown): MappedError | null {
@@ -385,7 +393,7 @@ function describeAjvError(err: ErrorObject, root: unknown): MappedError | null {
   const p = err.params as Record<string, unknown>;
   const nameErr = (err as ErrorObject & { propertyName?: string }).propertyName;
   if (nameErr !== undefined) {
-    return { segs: [...segs, nameErr], message: `invalid name "${nameErr}": expected ${expected ?? `a name matching ${String(p.pattern ?? '')}`}` };
+    return { segs: [...segs, nameErr], atKey: true, message: `invalid name "${nameErr}": expected ${expected ?? `a name matching ${String(p.pattern ?? '')}`}` };
   }
   switch (err.keyword) {
     case 'propertyNames':
@@ -399,9 +407,9 @@ function describeAjvError(err: ErrorObject, root: unknown): MappedError | null {
     case 'additionalProperties': {
       const name = String(p.additionalProperty);
       const known = Object.keys((parent.properties ?? {}) as object);
-      const near = known.filter((k) => editDistance(k, name) <= 2);
+      const near = known.filter((k) => editDistance(k, name) <= 2 || (name.length >= 3 && (k.startsWith(name) || name.startsWith(k))));
       const hint = near.length > 0 ? `; did you mean ${near.join(' or ')}?` : known.length > 0 ? `; expected one of: ${known.join(', ')}` : '';
-      return { segs: [...segs, name], message: `unknown field${hint}` };
+      return { segs: [...segs, name], atKey: true, message: `unknown field${hint}` };
     }
     case 'type':
       return { segs, message: `expected ${expected ?? article(String(p.type))}, got ${describe(data)}` };
@@ -483,8 +491,8 @@ function deepestPathAt(where: Map<string, NodeInfo>, offset: number): PathSegmen
     const r = i.value?.range ?? i.key?.range;
     if (!r) continue;
     const start = i.key?.range?.[0] ?? r[0];
-    const end = r[2] ?? r[1];
-    if (offset >= start && offset <= end && end - start <= bestLen) {
+    const end = r[1];
+    if (offset >= start && offset < end && end - start <= bestLen) {
       best = JSON.parse(k) as PathSegments;
       bestLen = end - start;
     }

@@ -31,15 +31,15 @@ export interface InitPkiOptions {
   /** Output folder; created with mode 0700 when missing. */
   outDir: string;
   /** Gateway identities (= their SAE IDs, protocol.md s1): one `gw-<ID>` control certificate each. */
-  gateways: string[];
+  gateways: readonly string[];
   /** KME IDs: one `kme-<ID>` server certificate each. */
-  kmes: string[];
+  kmes: readonly string[];
   /** SAE IDs: one `sae-<ID>` client certificate each. Default: the gateway IDs. */
-  saes?: string[];
+  saes?: readonly string[];
   /** Validity of every certificate, days (default 825). */
   validityDays?: number;
   /** Extra names for the KME server certificates: IPs go to SAN IP, the rest to SAN DNS. */
-  hosts?: string[];
+  hosts?: readonly string[];
   /** Overwrite existing files (default false: refuse and write nothing). */
   force?: boolean;
   /** The time the validity period is computed from (default: the wall clock). */

@@ -12,7 +12,7 @@
  */
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import tls, { type PeerCertificate } from 'node:tls';
+import tls, { type PeerCertificate, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
 import { ErrorCodes, QkdgwError } from '../../errors.js';
 import { fromB64Strict } from '../../util/bytes.js';
@@ -125,6 +125,8 @@ export function kmeIdentityCheck(expected: string, pin: Buffer | undefined) {
 }
 
 export interface ConnectorOptions {
+  /** called with every established (handshake finished on our side) socket */
+  onSecure?: (socket: TLSSocket) => void;
   material: TlsMaterial;
   /** name or IP the KME certificate must carry */
   expectedIdentity: string;
@@ -161,6 +163,7 @@ export function makeConnector(o: ConnectorOptions): buildConnector.connector {
         }
         (cb as (e: Error, s: null) => void)(err, null);
       } else {
+        o.onSecure?.(socket as TLSSocket);
         (cb as (e: null, s: typeof socket) => void)(null, socket);
       }
     });

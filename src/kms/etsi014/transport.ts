@@ -15,6 +15,7 @@ import { ErrorCodes, QkdgwError } from '../../errors.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/logger.js';
 import { SOCKET_RETRY_CODES, HANDSHAKE_PHASE, transportError } from './error-map.js';
+import type { TLSSocket } from 'node:tls';
 import { makeConnector, type TlsMaterial } from './tls.js';
 import type { CallOptions, Etsi014Operation } from './types.js';
 
@@ -55,18 +56,57 @@ export class Etsi014Transport {
   readonly #connector: ReturnType<typeof makeConnector>;
   readonly #agent: Agent;
   readonly #inflight = new Set<AbortController>();
+  readonly #sockets = new Map<number, SocketState>();
   #closed = false;
   #socketRetries = 0;
 
   constructor(o: TransportOptions) {
     this.#o = { ...o, clock: o.clock ?? systemClock };
     this.#connector = makeConnector({
+      onSecure: (sock) => this.#track(sock),
       material: o.material,
       expectedIdentity: o.expectedIdentity,
       pin: o.pin,
       connectTimeoutMs: o.timeoutMs,
     });
     this.#agent = new Agent(this.#clientOptions());
+  }
+
+  /**
+   * Keeps, per connection, what tells a stale pooled socket from a rejected new one.
+   * A TLS 1.3 KME checks our client certificate only after our side of the handshake is
+   * done, and a Node-based KME that rejects it just closes, with no alert. A Node KME
+   * also flushes its session tickets only with its first response. So a connection that
+   * closes before delivering anything (no ticket, no byte) is a new connection the KME
+   * refused (BC-04), while a stale pooled socket has delivered a response before (BC-05).
+   */
+  #track(sock: TLSSocket): void {
+    const st: SocketState = { sock, tls13: sock.getProtocol() === 'TLSv1.3', ticket: false };
+    sock.on('session', () => {
+      st.ticket = true;
+    });
+    sock.on('error', (err: unknown) => {
+      if (err && typeof err === 'object') {
+        try {
+          Object.defineProperty(err, SOCKET_STATE, { value: st });
+        } catch {
+          // frozen error: the local-port lookup still works for undici's SocketError
+        }
+      }
+    });
+    const port = sock.localPort;
+    if (port === undefined) return;
+    this.#sockets.delete(port);
+    this.#sockets.set(port, st);
+    if (this.#sockets.size > 256) this.#sockets.delete(this.#sockets.keys().next().value as number);
+  }
+
+  /** State of the connection a socket error came from, when known. */
+  #stateOf(e: unknown): SocketState | undefined {
+    const tagged = (e as Record<symbol, unknown> | null)?.[SOCKET_STATE] as SocketState | undefined;
+    if (tagged) return tagged;
+    const port = (e as { socket?: { localPort?: unknown } } | null)?.socket?.localPort;
+    return typeof port === 'number' ? this.#sockets.get(port) : undefined;
   }
 
   #clientOptions(): Agent.Options {
@@ -115,6 +155,8 @@ export class Etsi014Transport {
         return await this.#once(this.#agent, x, ac.signal, deadline);
       } catch (e) {
         if (why || !isRetryableSocketError(e)) throw e;
+        const st = this.#stateOf(e);
+        if (st && !delivered(st)) throw closedFreshConnection(x, st, e);
         this.#socketRetries++;
         ctx.retried = true;
         this.#o.logger.debug(
@@ -197,6 +239,41 @@ export class Etsi014Transport {
     for (const c of this.#inflight) (c as AbortController & { closeAbort(): void }).closeAbort();
     await this.#agent.destroy().catch(() => undefined);
   }
+}
+
+interface SocketState {
+  sock: TLSSocket;
+  tls13: boolean;
+  ticket: boolean;
+}
+
+const SOCKET_STATE = Symbol('qkdgw.etsi014.socketState');
+
+/**
+ * True once the connection delivered anything after the handshake: a response byte, or
+ * on TLS 1.3 a session ticket (TLS 1.2 sends its ticket inside the handshake).
+ */
+function delivered(st: SocketState): boolean {
+  return st.sock.bytesRead > 0 || (st.tls13 && st.ticket);
+}
+
+/** A new connection the KME closed before delivering anything (see #track). Never retried. */
+function closedFreshConnection(x: Exchange, st: SocketState, cause: unknown): QkdgwError {
+  if (st.tls13) {
+    return new QkdgwError(
+      ErrorCodes.KMS_TLS,
+      `KME closed a new TLS 1.3 connection right after the handshake without answering ${x.op}: ` +
+        `it most likely rejected our SAE client certificate (check that the KME trusts the CA that issued it)`,
+      { op: x.op, path: x.path, retryable: false },
+      { cause },
+    );
+  }
+  return new QkdgwError(
+    ErrorCodes.KMS_CONNECT,
+    `KME closed a new connection without answering ${x.op}`,
+    { op: x.op, path: x.path, retryable: true },
+    { cause },
+  );
 }
 
 /** A failure after the response headers arrived: never retried (the KME has answered). */

@@ -8,38 +8,26 @@ import type { ErrorBody } from './validation.js';
 
 export type Reply =
   | { status: 200; body: unknown; /** JSON holds key bytes: zero our Buffer copy once sent. */ secret?: boolean }
-  | { status: 400 | 404 | 405 | 503; body: ErrorBody; headers?: Record<string, string>; close?: boolean }
+  | { status: 400 | 404 | 405 | 503; body: ErrorBody; headers?: Record<string, string> }
   | { status: 401 };
 
-/** Reads the whole body, or returns null as soon as it exceeds `limit` bytes. */
+/**
+ * Reads the whole body. Past `limit` bytes the rest is read and discarded and the result
+ * is null: answering only after the request ended keeps the connection usable and the
+ * client able to read the 400 (closing early would reset the socket under its writes).
+ * The server's request timeout bounds a client that never stops.
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
-    let done = false;
     req.on('data', (c: Buffer) => {
-      if (done) return;
       total += c.length;
-      if (total > limit) {
-        done = true;
-        req.pause();
-        resolve(null);
-        return;
-      }
-      chunks.push(c);
+      if (total <= limit) chunks.push(c);
+      else chunks.length = 0;
     });
-    req.on('end', () => {
-      if (!done) {
-        done = true;
-        resolve(Buffer.concat(chunks, total));
-      }
-    });
-    req.on('error', (e) => {
-      if (!done) {
-        done = true;
-        reject(e);
-      }
-    });
+    req.on('end', () => resolve(total <= limit ? Buffer.concat(chunks, total) : null));
+    req.on('error', reject);
   });
 }
 
@@ -57,10 +45,7 @@ export function sendReply(res: ServerResponse, reply: Reply): void {
     'content-length': String(body.length),
     'cache-control': 'no-store',
   };
-  if (reply.status !== 200) {
-    Object.assign(headers, reply.headers ?? {});
-    if (reply.close) headers.connection = 'close';
-  }
+  if (reply.status !== 200) Object.assign(headers, reply.headers ?? {});
   res.writeHead(reply.status, headers);
   if (reply.status === 200 && reply.secret) {
     res.end(body, () => body.fill(0));

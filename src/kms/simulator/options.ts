@@ -48,7 +48,7 @@ export interface KmeEndpointOptions {
   /** CA(s) that client (SAE) certificates must chain to: the QKD-network CA (PEM). */
   ca: string;
   /** SAE IDs attached to this KME; only these may call it. */
-  saes: string[];
+  saes: readonly string[];
 }
 
 /**
@@ -99,7 +99,7 @@ export interface ResolvedEndpoint {
   cert: string;
   key: string;
   ca: string;
-  saes: string[];
+  saes: readonly string[];
 }
 export interface ResolvedKmeSimConfig {
   link: ResolvedLink;

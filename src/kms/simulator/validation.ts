@@ -35,13 +35,14 @@ const bad = (message: string, details?: Array<Record<string, unknown>>): { ok: f
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * Parses a request body as JSON (RFC 8259). The body must be valid UTF-8 JSON whose top
+ * Parses a request body as JSON (RFC 8259). The body must be valid UTF-8 JSON (a BOM is
+ * refused, which RFC 8259 s8.1 permits) whose top
  * level is an object.
  */
 export function parseJsonObject(raw: Buffer): Parsed<Record<string, unknown>> {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
   } catch {
     return bad('request body is not valid UTF-8');
   }

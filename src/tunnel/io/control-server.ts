@@ -1,0 +1,90 @@
+/**
+ * The responder side of control connections (protocol.md s2): one TLS 1.3 listener for
+ * every peer whose responder we are. A connection is routed by the identity its client
+ * certificate proves, checked in full (chain or pin, single SAN URI, clientAuth EKU)
+ * before a single frame is read; anything else is closed, counted and logged.
+ */
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { Clock } from '../../util/clock.js';
+import type { Logger } from '../../util/logger.js';
+import { ErrorCodes, QkdgwError } from '../../errors.js';
+import { ControlConn } from './control-conn.js';
+import { CONTROL_TLS_BASE, type ControlTlsMaterial } from './control-tls.js';
+import { checkPeerCertificate, claimedIdentity, EKU_CLIENT_AUTH } from './tls-identity.js';
+import type { PeerRuntime } from './peer.js';
+
+export interface ControlServerPeer {
+  runtime: PeerRuntime;
+  pin?: string;
+}
+
+export interface ControlServerOptions {
+  host: string;
+  port: number;
+  tls: ControlTlsMaterial;
+  /** Peers for which we are the responder, by identity. Replaceable (reload). */
+  peers: Map<string, ControlServerPeer>;
+  clock: Clock;
+  logger: Logger;
+}
+
+export class ControlServer {
+  readonly #o: ControlServerOptions;
+  #server: Server | null = null;
+  readonly rejected = new Map<string, number>();
+
+  constructor(o: ControlServerOptions) {
+    this.#o = o;
+  }
+
+  /** Listens; resolves with the bound port. Throws LISTEN when the address is taken. */
+  async listen(): Promise<number> {
+    const anyPinned = [...this.#o.peers.values()].some((p) => p.pin !== undefined);
+    const server = createServer({
+      ...CONTROL_TLS_BASE,
+      cert: this.#o.tls.cert,
+      key: this.#o.tls.key,
+      ca: this.#o.tls.ca,
+      requestCert: true,
+      // Pin mode verifies the chain itself (below); CA mode lets OpenSSL refuse first.
+      rejectUnauthorized: !anyPinned,
+    });
+    server.on('secureConnection', (s) => this.#accept(s));
+    server.on('tlsClientError', (e) => this.#reject('tls', `TLS handshake failed: ${e.message}`));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new QkdgwError(ErrorCodes.LISTEN, `control listener ${this.#o.host}:${this.#o.port}: ${e.message}`, undefined, { cause: e })));
+      server.listen(this.#o.port, this.#o.host, () => resolve());
+    });
+    server.on('error', (e) => this.#o.logger.error({ event: 'control_listener_error', err: e.message }));
+    const addr = server.address();
+    return typeof addr === 'object' && addr ? addr.port : this.#o.port;
+  }
+
+  #reject(kind: string, message: string, socket?: TLSSocket): void {
+    this.rejected.set(kind, (this.rejected.get(kind) ?? 0) + 1);
+    this.#o.logger.warn({ event: 'control_rejected', kind, remote: socket ? `${socket.remoteAddress}:${socket.remotePort}` : undefined }, message);
+    socket?.destroy();
+  }
+
+  #accept(socket: TLSSocket): void {
+    socket.on('error', () => undefined);
+    if (socket.isSessionReused()) return this.#reject('resumption', 'session resumption is not allowed', socket);
+    const id = claimedIdentity(socket.getPeerCertificate());
+    const peer = id ? this.#o.peers.get(id) : undefined;
+    if (!id || !peer) return this.#reject('unknown_peer', `certificate names no peer we respond to (${id ?? 'no urn:qkdgw identity'})`, socket);
+    if (peer.pin === undefined && !socket.authorized) return this.#reject('chain', `peer ${id}: certificate not issued by the control CA: ${String(socket.authorizationError)}`, socket);
+    const why = checkPeerCertificate(socket.getPeerCertificate().raw, { expected: id, eku: EKU_CLIENT_AUTH, pin: peer.pin });
+    if (why) return this.#reject('identity', `peer ${id}: ${why}`, socket);
+    const conn = new ControlConn(socket, { clock: this.#o.clock, logger: this.#o.logger });
+    this.#o.logger.debug({ event: 'control_accepted', peer: id, conn: conn.id, remote: conn.remote });
+    peer.runtime.attach(conn);
+  }
+
+  async close(): Promise<void> {
+    const s = this.#server;
+    this.#server = null;
+    if (!s) return;
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}

@@ -1,0 +1,285 @@
+/**
+ * PeerRuntime: the I/O shell around one pair's PeerSession (architecture.md habit 3).
+ * It owns the session's single timer, executes its actions (send, close, fetch keys,
+ * log), and gives the carriers what they need: the epoch to seal under, receive-epoch
+ * lookups, pins, the flow replay set and the hold.
+ */
+import type { Clock } from '../../util/clock.js';
+import type { Logger } from '../../util/logger.js';
+import type { SecretBytes } from '../../util/secret.js';
+import { isQkdgwError } from '../../errors.js';
+import { PeerSession, type SessionAction, type SessionEvent, type SessionOptions } from '../core/session.js';
+import type { Epoch } from '../core/epochs.js';
+import type { RekeyReason } from '../core/wire/control.js';
+import { ControlConn } from './control-conn.js';
+
+/** Where QKD keys come from (the daemon adapts its ETSI 014 KeySource to this). */
+export interface QkdKeyProvider {
+  /** Master SAE: one fresh 256-bit key for slave `peerSaeId`. */
+  getKey(peerSaeId: string): Promise<{ keyId: string; key: SecretBytes }>;
+  /** Slave SAE: the key `keyId` announced by master `peerSaeId`, within `deadlineMs`. */
+  getKeyById(peerSaeId: string, keyId: string, opts: { deadlineMs: number }): Promise<{ keyId: string; key: SecretBytes }>;
+}
+
+/** What a carrier registers so the runtime can abort it. */
+export interface CarrierHandle {
+  /** Aborts with an RST reason (no record sealed when `silent`). */
+  abort(reason: string, opts?: { silent?: boolean }): void;
+  /** The epoch number this carrier pins (protocol.md s4), or null. */
+  readonly pinEpoch: number | null;
+}
+
+export interface PeerRuntimeOptions {
+  session: SessionOptions;
+  keys: QkdKeyProvider;
+  clock: Clock;
+  logger: Logger;
+  /** How long new client connections wait for an epoch before they are reset (protocol.md s4 hold). */
+  holdMs: number;
+}
+
+export class PeerRuntime {
+  readonly session: PeerSession;
+  readonly peerId: string;
+  readonly log: Logger;
+  readonly #o: PeerRuntimeOptions;
+  #conns = new Map<number, ControlConn>();
+  #cancelTimer: (() => void) | null = null;
+  #timerAt: number | null = null;
+  #waiters = new Set<() => void>();
+  #carriers = new Map<CarrierHandle, Epoch | null>();
+  #closed = false;
+  /** Counters for status and tests. */
+  readonly stats = { epochSwitches: 0, handshakeFailures: 0, carriersOpened: 0, carrierAborts: 0, authFailures: 0, replays: 0 };
+
+  constructor(o: PeerRuntimeOptions) {
+    this.#o = o;
+    this.session = new PeerSession(o.session);
+    this.peerId = o.session.peerId;
+    this.log = o.logger.child({ peer: this.peerId });
+  }
+
+  get role(): 'initiator' | 'responder' {
+    return this.session.role;
+  }
+
+  // ---------------------------------------------------------------- control plane
+
+  /** Hands a TLS-verified control connection for this peer to the session. */
+  attach(conn: ControlConn): void {
+    if (this.#closed) {
+      conn.close('shutting down');
+      return;
+    }
+    this.#conns.set(conn.id, conn);
+    conn.start({
+      message: (c, msg) => this.#feed({ type: 'message', conn: c.id, msg }),
+      malformed: (c, reason) => this.#feed({ type: 'malformed', conn: c.id, reason }),
+      closed: (c, reason) => {
+        this.#conns.delete(c.id);
+        this.log.debug({ event: 'control_closed', conn: c.id, reason });
+        this.#feed({ type: 'conn-down', conn: c.id });
+      },
+    });
+    this.#feed({ type: 'conn-up', conn: conn.id, exporter: conn.exporter });
+  }
+
+  /** True once a control connection completed HELLO. */
+  get controlUp(): boolean {
+    return this.session.activeConn !== null;
+  }
+
+  #feed(ev: SessionEvent): void {
+    if (this.#closed) return;
+    this.#exec(this.session.handle(ev, this.#o.clock.now()));
+  }
+
+  #exec(actions: SessionAction[]): void {
+    for (const a of actions) {
+      switch (a.type) {
+        case 'send':
+          this.#conns.get(a.conn)?.send(a.msg);
+          break;
+        case 'close':
+          this.#conns.get(a.conn)?.close(a.reason);
+          break;
+        case 'get-key':
+          this.#fetch(a.hs, () => this.#o.keys.getKey(this.peerId));
+          break;
+        case 'get-key-by-id':
+          this.#fetch(a.hs, () => this.#o.keys.getKeyById(this.peerId, a.keyId, { deadlineMs: a.deadlineMs }));
+          break;
+        case 'log':
+          this.#logEvent(a);
+          break;
+        case 'epochs-changed':
+          this.#wake();
+          break;
+        case 'peer-reset':
+          for (const c of [...this.#carriers.keys()]) c.abort('peer lost its state', { silent: true });
+          break;
+        case 'abort-pinned':
+          for (const [c, e] of [...this.#carriers]) if (e && e.n === a.epoch) c.abort('key_expired');
+          break;
+      }
+    }
+    this.#rearm();
+  }
+
+  #logEvent(a: Extract<SessionAction, { type: 'log' }>): void {
+    if (a.event === 'epoch_switch') this.stats.epochSwitches++;
+    if (a.event === 'handshake_failed') this.stats.handshakeFailures++;
+    this.log[a.level]({ event: a.event, ...a.fields });
+  }
+
+  #fetch(hs: number, call: () => Promise<{ keyId: string; key: SecretBytes }>): void {
+    call().then(
+      (k) => {
+        if (this.#closed) {
+          k.key.wipe();
+          return;
+        }
+        this.#feed({ type: 'key', hs, keyId: k.keyId, key: k.key });
+      },
+      (e: unknown) => {
+        const code = isQkdgwError(e) ? e.code : 'QKDGW_E_INTERNAL';
+        const message = e instanceof Error ? e.message : String(e);
+        this.#feed({ type: 'key-failed', hs, code, message });
+      },
+    );
+  }
+
+  #rearm(): void {
+    if (this.#closed) return;
+    const at = this.session.nextDeadline();
+    if (at === this.#timerAt) return;
+    this.#cancelTimer?.();
+    this.#cancelTimer = null;
+    this.#timerAt = at;
+    if (at === null) return;
+    this.#cancelTimer = this.#o.clock.setTimer(Math.max(0, at - this.#o.clock.now()), () => {
+      this.#timerAt = null;
+      this.#cancelTimer = null;
+      this.#feed({ type: 'tick' });
+    });
+  }
+
+  /** A data-plane rekey trigger (records, bytes, flows). */
+  trigger(reason: RekeyReason): void {
+    this.#feed({ type: 'trigger', reason });
+  }
+
+  // ---------------------------------------------------------------- data plane
+
+  now(): number {
+    return this.#o.clock.now();
+  }
+
+  /** The epoch to seal under now, or null while the pair is on hold. */
+  sendEpoch(): Epoch | null {
+    return this.session.sendEpoch(this.#o.clock.now());
+  }
+
+  /** Calls `fn` once the slots change (an epoch installed or expired); returns a cancel function. */
+  onEpochsChanged(fn: () => void): () => void {
+    this.#waiters.add(fn);
+    return () => this.#waiters.delete(fn);
+  }
+
+  #wake(): void {
+    const ws = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of ws) w();
+  }
+
+  get holdMs(): number {
+    return this.#o.holdMs;
+  }
+
+  /** Accounting after sealing `bytes` of plaintext under `e` (may trigger a rekey). */
+  noteSealed(e: Epoch, bytes: number): void {
+    const acts = this.session.noteSealed(e, bytes, this.#o.clock.now());
+    if (acts.length) this.#exec(acts);
+  }
+
+  /** An authenticated record arrived under `e` (responder promotion, initiator grace). */
+  noteAuthenticated(e: Epoch): void {
+    const acts = this.session.onAuthenticatedRecord(e, this.#o.clock.now());
+    if (acts.length) this.#exec(acts);
+  }
+
+  /** OPEN's flow_id into the epoch's replay set (protocol.md s5.1). */
+  admitFlow(e: Epoch, flowIdHex: string): 'ok' | 'replay' | 'exhausted' {
+    const out: SessionAction[] = [];
+    const r = this.session.admitFlow(e, flowIdHex, this.#o.clock.now(), out);
+    if (out.length) this.#exec(out);
+    if (r === 'replay') this.stats.replays++;
+    return r;
+  }
+
+  /** Slot epoch for a new carrier's OPEN. */
+  newCarrierEpoch(low32: number): Epoch | null {
+    return this.session.newCarrierEpoch(low32, this.#o.clock.now());
+  }
+
+  /** Epoch an open carrier may receive under, given its pinned epoch. */
+  carrierEpoch(low32: number, last: Epoch | null): Epoch | null {
+    return this.session.carrierEpoch(low32, last, this.#o.clock.now());
+  }
+
+  /** Finds an epoch object by number among slots and retired (for pins). */
+  epochByNumber(n: number): Epoch | null {
+    const s = this.session.slots;
+    for (const e of [s.current, s.next, s.previous]) if (e && e.n === n) return e;
+    return s.retired.get(n) ?? null;
+  }
+
+  registerCarrier(c: CarrierHandle): void {
+    this.#carriers.set(c, null);
+    this.stats.carriersOpened++;
+  }
+
+  /** Re-pins `c` to the epoch it now reports (protocol.md s4). */
+  updatePin(c: CarrierHandle): void {
+    if (!this.#carriers.has(c)) return;
+    const old = this.#carriers.get(c) ?? null;
+    const n = c.pinEpoch;
+    if (old && old.n === n) return;
+    const e = n === null ? null : this.epochByNumber(n);
+    if (e) this.session.slots.pin(e);
+    if (old) this.session.slots.unpin(old);
+    this.#carriers.set(c, e);
+  }
+
+  unregisterCarrier(c: CarrierHandle): void {
+    const e = this.#carriers.get(c);
+    if (e === undefined) return;
+    this.#carriers.delete(c);
+    if (e) this.session.slots.unpin(e);
+  }
+
+  get carrierCount(): number {
+    return this.#carriers.size;
+  }
+
+  /** Aborts every carrier (reload removing the peer, shutdown). */
+  abortAll(reason: string): void {
+    for (const c of [...this.#carriers.keys()]) c.abort(reason);
+  }
+
+  /** Stops timers, closes control connections and zeroizes every epoch. */
+  close(): void {
+    if (this.#closed) return;
+    this.abortAll('shutdown');
+    this.#closed = true;
+    this.#cancelTimer?.();
+    for (const c of this.#conns.values()) c.close('shutdown');
+    this.#conns.clear();
+    this.session.wipe();
+    this.#wake();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
