@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// qkdgw command line: the compiled CLI lives in dist/ (npm install builds it).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const main = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(main))) {
+  process.stderr.write('qkdgw: dist/ is missing: run `npm install` (or `npm run build`) in the project folder first\n');
+  process.exit(1);
+}
+const { main: run } = await import(main.href);
+process.exitCode = await run(process.argv.slice(2));

@@ -1,0 +1,57 @@
+/**
+ * `qkdgw` subcommands (architecture.md L6). Returns the process exit status.
+ */
+import { runCommand } from './run.js';
+import { kmeSimCommand } from './kme-sim.js';
+import { pkiCommand } from './pki.js';
+import { checkConfigCommand } from './check-config.js';
+import { selftestCommand } from './selftest.js';
+import { demoCommand } from './demo.js';
+import { Exit } from './exit-codes.js';
+
+const USAGE = `qkdgw: QKD + ML-KEM-768 + X25519 encryption gateway
+
+usage:
+  qkdgw run --config FILE            run one gateway
+  qkdgw kme-sim --config FILE        run the ETSI GS QKD 014 KME simulator pair
+  qkdgw pki init --out DIR --gateways ID,ID --kmes ID,ID [--force]
+  qkdgw check-config [--kme-sim] FILE
+  qkdgw selftest                     crypto known-answer tests
+  qkdgw demo [--keep]                the whole system on 127.0.0.1
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'run':
+        return await runCommand(rest);
+      case 'kme-sim':
+        return await kmeSimCommand(rest);
+      case 'pki':
+        return await pkiCommand(rest);
+      case 'check-config':
+        return await checkConfigCommand(rest);
+      case 'selftest':
+        return await selftestCommand();
+      case 'demo':
+        return await demoCommand(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(USAGE);
+        return cmd === undefined ? Exit.USAGE : Exit.OK;
+      default:
+        process.stderr.write(`qkdgw: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
+        return Exit.USAGE;
+    }
+  } catch (e) {
+    // parseArgs throws on unknown or malformed options.
+    if (e instanceof TypeError && 'code' in e && String((e as { code: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`qkdgw ${cmd}: ${e.message}\n`);
+      return Exit.USAGE;
+    }
+    throw e;
+  }
+}
