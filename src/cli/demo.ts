@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initPki } from '../pki/index.js';
-import { freePorts, writeLabConfigs } from '../daemon/lab.js';
 import { Child, type LogLine } from './demo/children.js';
+import { startLabProcesses } from './demo/lab-processes.js';
 import { startTarget } from './demo/http-target.js';
 import { Exit } from './exit-codes.js';
 
@@ -62,18 +62,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const pki = await initPki({ outDir: join(dir, 'pki'), gateways: ['gw-a', 'gw-b'], kmes: ['KME_A', 'KME_B'] });
     say('  PKI: QKD-network CA (KMEs, SAEs) and gateway-control CA (control channel)');
     target = await startTarget();
-    const [kmeA, kmeB, controlB, dataB, service] = await freePorts(5);
-    const files = writeLabConfigs({ dir, pki, ports: { kmeA, kmeB, controlB, dataB, service }, target: { host: '127.0.0.1', port: target.port }, rekeyAfterTime: REKEY_INTERVAL, rekeyJitter: '500ms', hardLimitTime: '30s' });
-
-    const sim = new Child('kme-sim', ['kme-sim', '--config', files.kmeSim]);
-    children.push(sim);
-    await sim.waitFor((l) => l.event === 'kme_sim_started', 20_000, 'simulator start');
-    const gwB = new Child('gw-b', ['run', '--config', files.gwB]);
-    children.push(gwB);
-    await gwB.waitFor((l) => l.event === 'gateway_started', 20_000, 'gateway B start');
-    const gwA = new Child('gw-a', ['run', '--config', files.gwA]);
-    children.push(gwA);
-    await gwA.waitFor((l) => l.event === 'gateway_started', 20_000, 'gateway A start');
+    const lab = await startLabProcesses({ dir, pki, target: { host: '127.0.0.1', port: target.port }, rekeyAfterTime: REKEY_INTERVAL, rekeyJitter: '500ms', hardLimitTime: '30s' }, (c) => children.push(c));
+    const { sim, gwA, gwB, servicePort: service } = lab;
     say(`  started: kme-sim (pid ${sim.proc.pid}), gw-b (pid ${gwB.proc.pid}, exit side), gw-a (pid ${gwA.proc.pid}, entry side, service on 127.0.0.1:${service})`);
     await gwA.waitFor((l) => l.event === 'epoch_switch', 20_000, 'the first epoch');
     await gwB.waitFor((l) => l.event === 'epoch_switch', 20_000, 'the first epoch on B');

@@ -4,22 +4,12 @@
  * next to a PKI made by `initPki`. The demo and the end-to-end tests use it.
  */
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { PkiLayout } from '../pki/index.js';
-
-export interface LabPorts {
-  kmeA: number;
-  kmeB: number;
-  controlB: number;
-  dataB: number;
-  service: number;
-}
 
 export interface LabOptions {
   dir: string;
   pki: PkiLayout;
-  ports: LabPorts;
   /** Where gw-b sends the service `web`. */
   target: { host: string; port: number };
   rekeyAfterTime?: string;
@@ -31,14 +21,140 @@ export interface LabOptions {
   logLevel?: string;
 }
 
+/** Addresses known once the simulator and gw-b listen (every listener binds port 0 first). */
+export interface LabAddresses {
+  kmeAUrl: string;
+  kmeBUrl: string;
+  controlB?: number;
+  dataB?: number;
+}
+
+/**
+ * Lab file paths. The lab is written in steps so that no port is guessed: the simulator
+ * and gw-b listen on port 0 and report their ports, which go into the next file.
+ */
 export interface LabFiles {
   kmeSim: string;
   gwA: string;
   gwB: string;
 }
 
-/** Ports the OS reports free right now (a small race is accepted for a local lab). */
+export function labFiles(dir: string): LabFiles {
+  return { kmeSim: join(dir, 'kme-sim.yaml'), gwA: join(dir, 'gw-a.yaml'), gwB: join(dir, 'gw-b.yaml') };
+}
+
+/** Step 1: the simulator pair, both KMEs on 127.0.0.1 port 0. */
+export function writeSimConfig(o: LabOptions, ports: { kmeA: number; kmeB: number } = { kmeA: 0, kmeB: 0 }): string {
+  const p = o.pki;
+  const text = `# KME simulator pair for the qkdgw lab (generated)
+link:
+  key_rate_bps: ${o.keyRateBps ?? 10000}
+  max_key_count: 1000
+  initial_key_count: 20
+sae_id_from: cn
+log:
+  level: ${o.logLevel ?? 'info'}
+kmes:
+  - kme_id: KME_A
+    listen: 127.0.0.1:${ports.kmeA}
+    cert: ${p.kmes.KME_A.cert}
+    key: ${p.kmes.KME_A.key}
+    ca: ${p.qkdCa.cert}
+    saes: [gw-a]
+  - kme_id: KME_B
+    listen: 127.0.0.1:${ports.kmeB}
+    cert: ${p.kmes.KME_B.cert}
+    key: ${p.kmes.KME_B.key}
+    ca: ${p.qkdCa.cert}
+    saes: [gw-b]
+`;
+  const f = labFiles(o.dir).kmeSim;
+  writeFileSync(f, text, { mode: 0o600 });
+  return f;
+}
+
+function policy(o: LabOptions): string {
+  return `policies:
+  default:
+    qkd: required
+    rekey_after_time: ${o.rekeyAfterTime ?? '3s'}
+    rekey_jitter: ${o.rekeyJitter ?? '1s'}
+    hard_limit_time: ${o.hardLimitTime ?? '30s'}
+    handshake_timeout: ${o.handshakeTimeout ?? '5s'}
+    grace: ${o.grace ?? '10s'}
+log:
+  level: ${o.logLevel ?? 'info'}
+`;
+}
+
+/** Step 2: gw-b, the exit side and responder; control and data on port 0. */
+export function writeGwBConfig(o: LabOptions, a: LabAddresses, ports: { control: number; data: number } = { control: 0, data: 0 }): string {
+  const p = o.pki;
+  const text = `# gateway B: exit side, responder of the pair (generated)
+identity: gw-b
+kme:
+  url: ${a.kmeBUrl}
+  ca: ${p.qkdCa.cert}
+  cert: ${p.saes['gw-b'].cert}
+  key: ${p.saes['gw-b'].key}
+control:
+  listen: 127.0.0.1:${ports.control}
+  ca: ${p.controlCa.cert}
+  cert: ${p.gateways['gw-b'].cert}
+  key: ${p.gateways['gw-b'].key}
+data:
+  listen: 127.0.0.1:${ports.data}
+peers:
+  - identity: gw-a
+exports:
+  - name: web
+    target: ${o.target.host}:${o.target.port}
+    peers: [gw-a]
+${policy(o)}`;
+  const f = labFiles(o.dir).gwB;
+  writeFileSync(f, text, { mode: 0o600 });
+  return f;
+}
+
+/** Step 3: gw-a, the entry side and initiator; service `web` on port 0 (or `servicePort`). */
+export function writeGwAConfig(o: LabOptions, a: LabAddresses, servicePort = 0): string {
+  const p = o.pki;
+  const text = `# gateway A: entry side, initiator of the pair (generated)
+identity: gw-a
+kme:
+  url: ${a.kmeAUrl}
+  ca: ${p.qkdCa.cert}
+  cert: ${p.saes['gw-a'].cert}
+  key: ${p.saes['gw-a'].key}
+control:
+  ca: ${p.controlCa.cert}
+  cert: ${p.gateways['gw-a'].cert}
+  key: ${p.gateways['gw-a'].key}
+peers:
+  - identity: gw-b
+    control: 127.0.0.1:${a.controlB}
+    data: 127.0.0.1:${a.dataB}
+services:
+  - name: web
+    listen: 127.0.0.1:${servicePort}
+    peer: gw-b
+${policy(o)}`;
+  const f = labFiles(o.dir).gwA;
+  writeFileSync(f, text, { mode: 0o600 });
+  return f;
+}
+
+export interface LabPorts {
+  kmeA: number;
+  kmeB: number;
+  controlB: number;
+  dataB: number;
+  service: number;
+}
+
+/** Ports the OS reports free right now. Racy when other labs start at the same time: prefer port 0 and the steps above. */
 export async function freePorts(n: number): Promise<number[]> {
+  const { createServer } = await import('node:net');
   const servers = await Promise.all(
     Array.from({ length: n }, () => new Promise<import('node:net').Server>((resolve, reject) => {
       const s = createServer();
@@ -51,87 +167,11 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-/** Writes kme-sim.yaml, gw-a.yaml and gw-b.yaml into `dir`; returns their paths. */
-export function writeLabConfigs(o: LabOptions): LabFiles {
-  const p = o.pki;
-  const level = o.logLevel ?? 'info';
-  const kmeSim = `# KME simulator pair for the qkdgw lab (generated)
-link:
-  key_rate_bps: ${o.keyRateBps ?? 10000}
-  max_key_count: 1000
-  initial_key_count: 20
-sae_id_from: cn
-log:
-  level: ${level}
-kmes:
-  - kme_id: KME_A
-    listen: 127.0.0.1:${o.ports.kmeA}
-    cert: ${p.kmes.KME_A.cert}
-    key: ${p.kmes.KME_A.key}
-    ca: ${p.qkdCa.cert}
-    saes: [gw-a]
-  - kme_id: KME_B
-    listen: 127.0.0.1:${o.ports.kmeB}
-    cert: ${p.kmes.KME_B.cert}
-    key: ${p.kmes.KME_B.key}
-    ca: ${p.qkdCa.cert}
-    saes: [gw-b]
-`;
-  const policy = `policies:
-  default:
-    qkd: required
-    rekey_after_time: ${o.rekeyAfterTime ?? '3s'}
-    rekey_jitter: ${o.rekeyJitter ?? '1s'}
-    hard_limit_time: ${o.hardLimitTime ?? '30s'}
-    handshake_timeout: ${o.handshakeTimeout ?? '5s'}
-    grace: ${o.grace ?? '10s'}
-log:
-  level: ${level}
-`;
-  const gwA = `# gateway A: entry side, initiator of the pair (generated)
-identity: gw-a
-kme:
-  url: https://127.0.0.1:${o.ports.kmeA}/api/v1
-  ca: ${p.qkdCa.cert}
-  cert: ${p.saes['gw-a'].cert}
-  key: ${p.saes['gw-a'].key}
-control:
-  ca: ${p.controlCa.cert}
-  cert: ${p.gateways['gw-a'].cert}
-  key: ${p.gateways['gw-a'].key}
-peers:
-  - identity: gw-b
-    control: 127.0.0.1:${o.ports.controlB}
-    data: 127.0.0.1:${o.ports.dataB}
-services:
-  - name: web
-    listen: 127.0.0.1:${o.ports.service}
-    peer: gw-b
-${policy}`;
-  const gwB = `# gateway B: exit side, responder of the pair (generated)
-identity: gw-b
-kme:
-  url: https://127.0.0.1:${o.ports.kmeB}/api/v1
-  ca: ${p.qkdCa.cert}
-  cert: ${p.saes['gw-b'].cert}
-  key: ${p.saes['gw-b'].key}
-control:
-  listen: 127.0.0.1:${o.ports.controlB}
-  ca: ${p.controlCa.cert}
-  cert: ${p.gateways['gw-b'].cert}
-  key: ${p.gateways['gw-b'].key}
-data:
-  listen: 127.0.0.1:${o.ports.dataB}
-peers:
-  - identity: gw-a
-exports:
-  - name: web
-    target: ${o.target.host}:${o.target.port}
-    peers: [gw-a]
-${policy}`;
-  const files = { kmeSim: join(o.dir, 'kme-sim.yaml'), gwA: join(o.dir, 'gw-a.yaml'), gwB: join(o.dir, 'gw-b.yaml') };
-  writeFileSync(files.kmeSim, kmeSim, { mode: 0o600 });
-  writeFileSync(files.gwA, gwA, { mode: 0o600 });
-  writeFileSync(files.gwB, gwB, { mode: 0o600 });
-  return files;
+/** All three files at once with fixed ports (in-process tests that start listeners themselves). */
+export function writeLabConfigs(o: LabOptions & { ports: LabPorts }): LabFiles {
+  const a: LabAddresses = { kmeAUrl: `https://127.0.0.1:${o.ports.kmeA}/api/v1`, kmeBUrl: `https://127.0.0.1:${o.ports.kmeB}/api/v1`, controlB: o.ports.controlB, dataB: o.ports.dataB };
+  writeSimConfig(o, o.ports);
+  writeGwBConfig(o, a, { control: o.ports.controlB, data: o.ports.dataB });
+  writeGwAConfig(o, a, o.ports.service);
+  return labFiles(o.dir);
 }

@@ -1,0 +1,41 @@
+// E2E: a bad configuration is refused with FILE:LINE:COL and the field path; exit 78; nothing starts.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { QKDGW_BIN } from '../../src/cli/demo/children.js';
+
+const run = (...args: string[]) => spawnSync(process.execPath, [QKDGW_BIN, ...args], { encoding: 'utf8', timeout: 20_000 });
+
+t.test('check-config and run refuse a bad file with exit 78 and a located message', async (t) => {
+  const dir = t.testdir();
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'identity: gw-a\nkme:\n  url: https://127.0.0.1:1/api/v1\n  timeout: 5 parsecs\n');
+  for (const cmd of [['check-config', bad], ['run', '--config', bad]]) {
+    const r = run(...cmd);
+    t.equal(r.status, 78, `${cmd[0]} exits 78 (EX_CONFIG)`);
+    t.match(r.stderr, /bad\.yaml:4:\d+: kme\.timeout: /, `${cmd[0]} names file:line:col and the field path`);
+    t.equal(r.stdout, '', `${cmd[0]} printed nothing on stdout (no log: nothing started)`);
+  }
+});
+
+t.test('empty file: "configuration is empty", exit 78', async (t) => {
+  const dir = t.testdir();
+  const f = join(dir, 'empty.yaml');
+  writeFileSync(f, '# nothing\n');
+  const r = run('check-config', f);
+  t.equal(r.status, 78);
+  t.match(r.stderr, /empty/);
+});
+
+t.test('usage errors exit 64', async (t) => {
+  t.equal(run('run').status, 64);
+  t.equal(run('frobnicate').status, 64);
+  t.equal(run('run', '--bogus').status, 64);
+});
+
+t.test('selftest passes', async (t) => {
+  const r = run('selftest');
+  t.equal(r.status, 0);
+  t.match(r.stdout, /^ok\s+AES-256-GCM/m);
+});
