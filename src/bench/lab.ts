@@ -1,12 +1,12 @@
 /**
  * The benchmark's lab, made exactly as `qkdgw demo` makes it: a temporary PKI, the KME
  * simulator pair and two gateways as separate `qkdgw` processes from the YAML of
- * `writeLabConfigs`, gateway B exporting service `web` to the bench target.
+ * `startLabProcesses`, gateway B exporting service `web` to the bench target.
  */
 import { join } from 'node:path';
 import { initPki } from '../pki/index.js';
-import { freePorts, writeLabConfigs } from '../daemon/lab.js';
-import { Child, type LogLine } from '../cli/demo/children.js';
+import { type Child, type LogLine } from '../cli/demo/children.js';
+import { startLabProcesses } from '../cli/demo/lab-processes.js';
 
 export interface BenchLabOptions {
   /** Work folder (PKI and YAML go inside). */
@@ -44,17 +44,6 @@ const START_MS = 30_000;
  */
 export async function startBenchLab(o: BenchLabOptions): Promise<BenchLab> {
   const pki = await initPki({ outDir: join(o.dir, 'pki'), gateways: ['gw-a', 'gw-b'], kmes: ['KME_A', 'KME_B'] });
-  const [kmeA, kmeB, controlB, dataB, service] = await freePorts(5);
-  const files = writeLabConfigs({
-    dir: o.dir,
-    pki,
-    ports: { kmeA, kmeB, controlB, dataB, service },
-    target: { host: '127.0.0.1', port: o.targetPort },
-    rekeyAfterTime: o.rekeyAfterTime,
-    rekeyJitter: o.rekeyJitter,
-    hardLimitTime: o.hardLimitTime,
-  });
-  const children: Child[] = [];
   let stopping = false;
   let fail: (e: Error) => void = () => undefined;
   const abort = new Promise<never>((_, reject) => {
@@ -62,32 +51,27 @@ export async function startBenchLab(o: BenchLabOptions): Promise<BenchLab> {
   });
   // Nobody may be racing it when a child dies between flows; the next race still sees it.
   abort.catch(() => undefined);
-  const spawn = (name: string, args: string[]): Child => {
-    const c = new Child(name, args);
-    o.track(c);
-    children.push(c);
-    void c.exitedPromise.then(() => {
-      if (!stopping) fail(new Error(`${name} exited unexpectedly (${JSON.stringify(c.exited)})${tail(c)}`));
-    });
-    return c;
-  };
-  const sim = spawn('kme-sim', ['kme-sim', '--config', files.kmeSim]);
-  await sim.waitFor((l) => l.event === 'kme_sim_started', START_MS, 'simulator start');
-  const gwB = spawn('gw-b', ['run', '--config', files.gwB]);
-  await gwB.waitFor((l) => l.event === 'gateway_started', START_MS, 'gateway B start');
-  const gwA = spawn('gw-a', ['run', '--config', files.gwA]);
-  await gwA.waitFor((l) => l.event === 'gateway_started', START_MS, 'gateway A start');
-  await gwA.waitFor((l) => l.event === 'epoch_switch', START_MS, 'the first epoch on A');
-  await gwB.waitFor((l) => l.event === 'epoch_switch', START_MS, 'the first epoch on B');
+  const lab = await startLabProcesses(
+    { dir: o.dir, pki, target: { host: '127.0.0.1', port: o.targetPort }, rekeyAfterTime: o.rekeyAfterTime, rekeyJitter: o.rekeyJitter, hardLimitTime: o.hardLimitTime },
+    (c) => {
+      o.track(c);
+      void c.exitedPromise.then(() => {
+        if (!stopping) fail(new Error(`${c.name} exited unexpectedly (${JSON.stringify(c.exited)})${tail(c)}`));
+      });
+    },
+    START_MS,
+  );
+  await lab.gwA.waitFor((l) => l.event === 'epoch_switch', START_MS, 'the first epoch on A');
+  await lab.gwB.waitFor((l) => l.event === 'epoch_switch', START_MS, 'the first epoch on B');
   return {
-    sim,
-    gwA,
-    gwB,
-    servicePort: service,
+    sim: lab.sim,
+    gwA: lab.gwA,
+    gwB: lab.gwB,
+    servicePort: lab.servicePort,
     abort,
     stop: async () => {
       stopping = true;
-      for (const c of [...children].reverse()) await c.stop();
+      await lab.stop();
     },
   };
 }

@@ -69,7 +69,7 @@ async function bench(o: BenchOptions): Promise<void> {
     say(`  AEAD: ${aead} (suite ${suite.id} ${suite.name}; gateway crypto backend "${backend}")`);
     say(`  lab: kme-sim pid ${lab.sim.proc.pid}, gw-b pid ${lab.gwB.proc.pid}, gw-a pid ${lab.gwA.proc.pid} (service on 127.0.0.1:${lab.servicePort}); target 127.0.0.1:${target.port} in this process`);
     say(`  rekey_after_time ${o.rekey} (rekey_jitter ${o.rekeyJitter}, hard_limit_time ${o.hardLimit})`);
-    say(`  each flow: up to ${(o.bytes / MiB).toFixed(0)} MiB or ${o.sendMs / 1000} s of sending, whichever comes first; MB/s = 10^6 bytes/s, first to last byte at the receiver`);
+    say(`  each flow: ${o.boundText}; MB/s = 10^6 bytes/s, first to last byte at the receiver; byte counts checked at both ends`);
     say(`  note: ${nCpu} cores shared by this process (client + target), gw-a, gw-b and kme-sim; a tunnel flow keeps 3 processes busy, a direct one 1`);
     say();
 

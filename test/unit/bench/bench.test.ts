@@ -10,9 +10,9 @@ import { parseDuration } from '../../../src/config/units.js';
 
 const never = new Promise<never>(() => undefined);
 
-t.test('defaults: 512 MiB or 5 s per flow, the policy default rekey 120s / jitter 10s / hard limit 180s', async (t) => {
+t.test('defaults: 5 s of sending per flow, the policy default rekey 120s / jitter 10s / hard limit 180s', async (t) => {
   const o = parseBenchArgs([]);
-  t.equal(o.bytes, 512 * 2 ** 20);
+  t.equal(o.bytes, Number.MAX_SAFE_INTEGER);
   t.equal(o.sendMs, 5000);
   t.equal(o.rekey, '120s');
   t.equal(parseDuration(o.rekeyJitter).value, 10_000);
@@ -25,6 +25,10 @@ t.test('--rekey 2s yields a hard limit that passes rekey + jitter + 2 x handshak
   t.ok(need < parseDuration(o.hardLimit).value!, `${need} < ${o.hardLimit}`);
   t.equal(o.bytes, 2 ** 20);
   t.equal(o.sendMs, 500);
+  t.match(o.boundText, /1 MiB or 0.5 s/);
+  const b = parseBenchArgs(['--bytes', '512MiB']);
+  t.equal(b.bytes, 512 * 2 ** 20);
+  t.equal(b.sendMs, 600_000, '--bytes alone: bounded by bytes, with a 600 s cap');
 });
 
 t.test('bad command lines are UsageErrors', async (t) => {
