@@ -305,3 +305,29 @@ t.test('carrier pins keep a retired epoch for receiving', async (t) => {
   p.B.s.slots.unpin(e1);
   t.ok(e1.wiped, 'wiped once the last pin is released');
 });
+
+t.test('BC-10: an INIT with a bad ek_M gets ALERT bad_message; a flipped ct_M bit fails at key confirmation', async (t) => {
+  const p = new Pair();
+  p.drop = (from, m) => m.type === 'INIT';
+  p.connect();
+  const init = p.wire.find((w) => w.msg.type === 'INIT')!.msg as import('../../../src/tunnel/core/wire/control.js').Init;
+  p.drop = () => false;
+  const ek = Buffer.from(init.ek_M);
+  ek[0] = 0xff;
+  ek[1] |= 0x0f;
+  p.feed(p.B, { type: 'message', conn: p.link!.b, msg: { ...init, ek_M: ek } });
+  t.ok(p.B.actions.some((a) => a.type === 'send' && a.msg.type === 'ALERT' && a.msg.code === 'bad_message'), 'modulus failure answered with bad_message');
+  t.equal(p.decCalls, 0, 'no dec_keys for an invalid INIT (no QKD key consumed)');
+
+  const q = new Pair();
+  q.drop = (from, m) => m.type === 'RESP';
+  q.connect();
+  const resp = q.wire.find((w) => w.msg.type === 'RESP')!.msg as import('../../../src/tunnel/core/wire/control.js').Resp;
+  const ct = Buffer.from(resp.ct_M);
+  ct[10] ^= 0x01;
+  q.drop = () => false;
+  q.feed(q.A, { type: 'message', conn: q.link!.a, msg: { ...resp, ct_M: ct } });
+  q.pump();
+  t.ok(q.wire.some((w) => w.from === 'A' && w.msg.type === 'ALERT' && w.msg.code === 'bad_tag'), 'initiator: tag_R fails');
+  t.equal(q.A.s.slots.current?.n ?? null, null, 'no epoch installed from the tampered RESP');
+});
