@@ -12,8 +12,8 @@
  *   KMS_KEY_REUSED and the repeated key is zeroized;
  * - a status read before enc_keys when none is fresh, so requests are clamped (C9, BC-01)
  *   and an invalid status blocks the rotation (KMS_STATUS_INVALID);
- * - bounded dec_keys retries on KMS_KEY_UNAVAILABLE (C28, BC-02): default 3 attempts, all
- *   inside one deadline (default 3000 ms), jittered exponential backoff from 200 ms.
+ * - bounded dec_keys retries on KMS_KEY_UNAVAILABLE (C28, BC-02): default 3 retries (4 attempts), all
+ *   inside one deadline (default 3000 ms) and within 1 s, jittered exponential backoff from 100 ms.
  */
 import { ErrorCodes, QkdgwError, isQkdgwError } from '../errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -31,7 +31,7 @@ export interface KeySource {
   /** master side (initiator): one fresh 256-bit key for the slave SAE `peerSaeId` */
   getKey(peerSaeId: string, opts?: { deadlineMs?: number }): Promise<QkdKey>;
   /** slave side (responder): the key `keyId` announced by master `peerSaeId`; bounded retries on
-   *  KMS_KEY_UNAVAILABLE (default 3 attempts, all within deadlineMs, default 3000 ms) (C28) */
+   *  KMS_KEY_UNAVAILABLE (default 3 retries, all within deadlineMs, default 3000 ms) (C28) */
   getKeyById(peerSaeId: string, keyId: string, opts?: { deadlineMs?: number }): Promise<QkdKey>;
   status(peerSaeId: string): Promise<KmeStatus>;
   close(): Promise<void>;
@@ -45,9 +45,9 @@ export interface Etsi014KeySourceOptions {
   getKeyDeadlineMs?: number;
   /** getKeyById deadline when the caller gives none, ms; default 3000 (protocol.md s3.4) */
   getKeyByIdDeadlineMs?: number;
-  /** dec_keys attempts on KMS_KEY_UNAVAILABLE; default 3 (C28) */
+  /** dec_keys attempts on KMS_KEY_UNAVAILABLE: the first try plus 3 retries (C28: "default 3" retries; BC-02: 404 three times, then 200). Default 4. */
   decKeysAttempts?: number;
-  /** first backoff between dec_keys attempts, ms; doubles each time, jittered x0.75..1.25; default 200 */
+  /** first backoff between dec_keys attempts, ms; doubles each time, jittered x0.75..1.25; default 100 (3 retries end within 1 s, C28) */
   decKeysBackoffMs?: number;
   /** re-read status before getKey when the last read is older than this, ms; default 60000 */
   statusMaxAgeMs?: number;
@@ -83,8 +83,8 @@ export class Etsi014KeySource implements KeySource {
     this.#o = {
       getKeyDeadlineMs: opts.getKeyDeadlineMs ?? client.timeoutMs,
       getKeyByIdDeadlineMs: opts.getKeyByIdDeadlineMs ?? 3000,
-      decKeysAttempts: opts.decKeysAttempts ?? 3,
-      decKeysBackoffMs: opts.decKeysBackoffMs ?? 200,
+      decKeysAttempts: opts.decKeysAttempts ?? 4,
+      decKeysBackoffMs: opts.decKeysBackoffMs ?? 100,
       statusMaxAgeMs: opts.statusMaxAgeMs ?? 60_000,
       keyIdHistory: opts.keyIdHistory ?? 65_536,
       random: opts.random ?? Math.random,

@@ -46,7 +46,7 @@ async function lateKme(t: Parameters<typeof startMockKme>[0], misses: number): P
 t.test('BC-02 variant 1: 404 "key not found" three times, then 200 -> key obtained within the 3 s deadline', async (t) => {
   const kme = await lateKme(t, 3);
   const clock = new SteppingClock();
-  const ks = keySource(t, kme, { clock, decKeysAttempts: 4 });
+  const ks = keySource(t, kme, { clock, });
   const p = ks.getKeyById('A', ID);
   t.equal(await clock.nextTimer(), 3000);
   for (let i = 0; i < 3; i++) clock.advance(await clock.nextTimer());
@@ -62,10 +62,10 @@ t.test('BC-02 variant 1: 404 "key not found" three times, then 200 -> key obtain
   t.ok(clock.now() < 3000);
 });
 
-t.test('BC-02 variant 1 with the default of 3 attempts gives up (reason key_unavailable)', async (t) => {
+t.test('BC-02: with decKeysAttempts 3 (no 3rd retry) variant 1 gives up (reason key_unavailable)', async (t) => {
   const kme = await lateKme(t, 3);
   const clock = new SteppingClock();
-  const ks = keySource(t, kme, { clock });
+  const ks = keySource(t, kme, { clock, decKeysAttempts: 3 });
   const p = rejects(ks.getKeyById('A', ID));
   await clock.nextTimer();
   for (let i = 0; i < 2; i++) clock.advance(await clock.nextTimer());
@@ -82,9 +82,9 @@ t.test('BC-02 variant 2: never deliverable -> KMS_KEY_UNAVAILABLE, bounded numbe
   const ks = keySource(t, kme, { clock });
   const p = rejects(ks.getKeyById('A', ID));
   await clock.nextTimer();
-  for (let i = 0; i < 2; i++) clock.advance(await clock.nextTimer());
+  for (let i = 0; i < 3; i++) clock.advance(await clock.nextTimer());
   t.equal((await p).code, ErrorCodes.KMS_KEY_UNAVAILABLE);
-  t.equal(kme.requests.length, 3);
+  t.equal(kme.requests.length, 4, 'the first try and 3 retries (C28), then key_unavailable');
   t.notOk(ks.wasUsed(ID));
 });
 

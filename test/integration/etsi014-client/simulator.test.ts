@@ -6,6 +6,9 @@
  * exhaustion) and the KeySource end to end.
  */
 import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Etsi014Client, spkiSha256 } from '../../../src/kms/etsi014/index.js';
 import { Etsi014KeySource } from '../../../src/kms/key-source.js';
 import { startKmeSimulator } from '../../../src/kms/simulator/index.js';
@@ -24,7 +27,11 @@ async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
 }
 
 async function setup(t: Parameters<typeof makeTestPki>[0] & { teardown(fn: () => unknown): void }, initialKeyCount = 20) {
-  const pki = await makeTestPki(t);
+  // A private folder, not t.testdir(): two runs of this file at once (e.g. the whole suite
+  // started twice) would otherwise write the same fixture path and collide.
+  const root = mkdtempSync(join(tmpdir(), 'qkdgw-etsi014-sim-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const pki = await makeTestPki(t, { dir: join(root, 'pki') });
   const sim = await startKmeSimulator({
     // A frozen clock: the pool holds exactly initialKeyCount keys, nothing accrues.
     clock: new ManualClock(),

@@ -195,25 +195,25 @@ t.test('BC-02 / etsi014-C28 key not found three times, then found: succeeds with
   }
   const k = await p;
   t.equal(k.keyId, id);
-  t.same(delays, [200, 400, 800], 'exponential backoff (jitter fixed at x1.0)');
+  t.same(delays, [100, 200, 400], 'exponential backoff (jitter fixed at x1.0)');
   t.ok(clock.now() < 3000, `all within the deadline (${clock.now()} ms)`);
   t.equal(fake.count('dec_keys'), 4);
   t.same(fake.calls[0].args, ['SAE_A', [id], 256], 'master SAE ID and key_ID passed through');
 });
 
-t.test('BC-02 / etsi014-C28 default 3 attempts: the same KME gives up after 3, with KMS_KEY_UNAVAILABLE', async (t) => {
+t.test('BC-02 / etsi014-C28 default 3 retries: the same KME gives up after 4 attempts, with KMS_KEY_UNAVAILABLE', async (t) => {
   const clock = new SteppingClock();
   const fake = new FakeClient();
-  fake.dec.push(unavailable, unavailable, unavailable, () => [key('late')]);
+  fake.dec.push(unavailable, unavailable, unavailable, unavailable, () => [key('late')]);
   const ks = source(fake, { clock });
   const p = rejects(ks.getKeyById('SAE_A', 'late'));
   await clock.nextTimer(); // deadline
-  for (let i = 0; i < 2; i++) clock.advance(await clock.nextTimer());
+  for (let i = 0; i < 3; i++) clock.advance(await clock.nextTimer());
   const e = await p;
   t.equal(e.code, ErrorCodes.KMS_KEY_UNAVAILABLE);
-  t.equal(e.details?.attempts, 3);
-  t.match(e.message, /after 3 attempt\(s\) within 3000 ms/);
-  t.equal(fake.count('dec_keys'), 3);
+  t.equal(e.details?.attempts, 4);
+  t.match(e.message, /after 4 attempt\(s\) within 3000 ms/);
+  t.equal(fake.count('dec_keys'), 4);
   t.ok(clock.now() <= 1000, 'C28: retries end well within 1 s');
   t.notOk(ks.wasUsed('late'), 'a key_ID never delivered is not marked used');
 });
