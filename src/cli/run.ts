@@ -48,7 +48,17 @@ export async function runCommand(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
-    // Reload arrives with the operations issue; until then SIGHUP must not kill the daemon.
-    process.on('SIGHUP', () => log.warn({ event: 'reload_unsupported' }, 'SIGHUP: configuration reload is not implemented yet; restart to apply changes'));
+    // SIGHUP: re-read the file; a bad file or an unsupported change keeps the old state (BC-07, BC-35c).
+    let reloading: Promise<void> = Promise.resolve();
+    process.on('SIGHUP', () => {
+      reloading = reloading.then(async () => {
+        log.info({ event: 'reload_requested', file: values.config });
+        try {
+          await gw.reload(loadGatewayConfig(values.config!));
+        } catch (e) {
+          log.error({ event: 'reload_failed', err: describeStartError(e).message }, 'reload rejected: the running configuration is unchanged');
+        }
+      });
+    });
   });
 }

@@ -18,6 +18,8 @@ import { ServiceListener } from '../tunnel/io/entry.js';
 import { PeerRuntime, type QkdKeyProvider } from '../tunnel/io/peer.js';
 import type { CarrierTimers } from '../tunnel/io/carrier-link.js';
 import { isSuiteId } from '../crypto/suites.js';
+import { ErrorCodes, QkdgwError } from '../errors.js';
+import type { ControlTlsMaterial } from '../tunnel/io/control-tls.js';
 
 export interface GatewayDeps {
   logger: Logger;
@@ -50,14 +52,45 @@ function sessionPolicy(p: Policy) {
   };
 }
 
+/** Sections a reload can apply in place; any other change needs a restart (for now). */
+const RELOADABLE = new Set(['kme', 'control.tls', 'log']);
+
+/** The sections of a config, for comparing an old one and a new one. */
+function sections(c: GatewayConfig): Record<string, unknown> {
+  return {
+    identity: c.identity,
+    kme: c.kme,
+    'control.tls': { ca: c.control.ca, cert: c.control.cert, key: c.control.key },
+    'control.listen': c.control.listen,
+    data: c.data,
+    peers: c.peers,
+    services: c.services,
+    exports: c.exports,
+    policies: c.policies,
+    crypto: c.crypto,
+    log: c.log,
+    metrics: c.metrics,
+    admin: c.admin,
+    audit: c.audit,
+  };
+}
+
+/** Names of the sections whose value differs (file contents are compared by the reload itself). */
+export function changedSections(a: GatewayConfig, b: GatewayConfig): string[] {
+  const sa = sections(a);
+  const sb = sections(b);
+  return Object.keys(sa).filter((k) => JSON.stringify(sa[k]) !== JSON.stringify(sb[k]));
+}
+
 export class Gateway {
-  readonly cfg: GatewayConfig;
+  #cfg: GatewayConfig;
   readonly log: Logger;
   readonly clock: Clock;
   readonly peers = new Map<string, PeerRuntime>();
   readonly addresses: GatewayAddresses = { services: {} };
-  #client: Etsi014Client | null = null;
   #keySource: Etsi014KeySource | null = null;
+  /** Key sources replaced by a reload, closed once their calls in flight had time to end. */
+  #retiredSources = new Set<Etsi014KeySource>();
   #controlServer: ControlServer | null = null;
   #dialers: ControlDialer[] = [];
   #dataServer: DataServer | null = null;
@@ -65,7 +98,7 @@ export class Gateway {
   #byIndex = new Map<number, DataPeer>();
 
   private constructor(cfg: GatewayConfig, deps: GatewayDeps) {
-    this.cfg = cfg;
+    this.#cfg = cfg;
     this.log = deps.logger;
     this.clock = deps.clock ?? systemClock;
   }
@@ -85,12 +118,13 @@ export class Gateway {
     return gw;
   }
 
-  async #start(): Promise<void> {
-    const cfg = this.cfg;
-    assertSelfTest();
-    this.log.info({ event: 'selftest_passed', backend: 'node' }, 'crypto self-test passed (AEAD backend: node:crypto)');
+  /** The configuration in force (replaced by a successful reload). */
+  get cfg(): GatewayConfig {
+    return this.#cfg;
+  }
 
-    this.#client = new Etsi014Client({
+  #makeKeySource(cfg: GatewayConfig): Etsi014KeySource {
+    const client = new Etsi014Client({
       baseUrl: cfg.kme.url,
       ca: read(cfg.kme.ca),
       cert: read(cfg.kme.cert),
@@ -103,14 +137,26 @@ export class Gateway {
       clock: this.clock,
       logger: this.log.child({ component: 'kme' }),
     });
-    this.#keySource = new Etsi014KeySource(this.#client, { clock: this.clock, logger: this.log.child({ component: 'kme' }) });
-    const ks = this.#keySource;
+    return new Etsi014KeySource(client, { clock: this.clock, logger: this.log.child({ component: 'kme' }) });
+  }
+
+  #readControlTls(cfg: GatewayConfig): ControlTlsMaterial {
+    return { cert: read(cfg.control.cert), key: read(cfg.control.key), ca: cfg.control.ca ? read(cfg.control.ca) : undefined };
+  }
+
+  async #start(): Promise<void> {
+    const cfg = this.#cfg;
+    assertSelfTest();
+    this.log.info({ event: 'selftest_passed', backend: 'node' }, 'crypto self-test passed (AEAD backend: node:crypto)');
+
+    this.#keySource = this.#makeKeySource(cfg);
+    // Indirect, so a reload can swap the key source under running peers (BC-07).
     const keys: QkdKeyProvider = {
-      getKey: (peer) => ks.getKey(peer),
-      getKeyById: (peer, keyId, o) => ks.getKeyById(peer, keyId, { deadlineMs: o.deadlineMs }),
+      getKey: (peer) => this.#keySource!.getKey(peer),
+      getKeyById: (peer, keyId, o) => this.#keySource!.getKeyById(peer, keyId, { deadlineMs: o.deadlineMs }),
     };
 
-    const tls = { cert: read(cfg.control.cert), key: read(cfg.control.key), ca: cfg.control.ca ? read(cfg.control.ca) : undefined };
+    const tls = this.#readControlTls(cfg);
     const taken = new Set<number>();
     const responderPeers = new Map<string, ControlServerPeer>();
     for (const p of cfg.peers) {
@@ -188,6 +234,52 @@ export class Gateway {
     this.#dataServer = null;
     await this.#keySource?.close();
     this.#keySource = null;
-    this.#client = null;
+    await Promise.all([...this.#retiredSources].map((k) => k.close()));
+    this.#retiredSources.clear();
+  }
+
+  /**
+   * Applies a new configuration in place (SIGHUP): a new KME client (certificate, key, CA,
+   * URL, timeout: its old pooled connections are closed), new control TLS material for the
+   * next connections, a new log level. Running tunnels and epochs are untouched. Everything
+   * new is built before anything is swapped: on any error nothing changes and the error is
+   * thrown (QKDGW_E_CONFIG_RELOAD naming sections that need a restart, QKDGW_E_KMS_CONFIG
+   * for a certificate/key that do not match, QKDGW_E_CONFIG_READ for unreadable files).
+   * Returns the sections applied.
+   */
+  async reload(next: GatewayConfig): Promise<string[]> {
+    const changed = changedSections(this.#cfg, next);
+    const blocked = changed.filter((s) => !RELOADABLE.has(s));
+    if (blocked.length) {
+      throw new QkdgwError(ErrorCodes.CONFIG_RELOAD, `reload cannot apply changes to ${blocked.join(', ')} yet: restart the gateway to apply them (nothing was changed)`, { sections: blocked });
+    }
+    // Files may have changed under the same paths (certificate rotation): always rebuild both.
+    let ks: Etsi014KeySource;
+    let tls: ControlTlsMaterial;
+    try {
+      ks = this.#makeKeySource(next);
+      tls = this.#readControlTls(next);
+    } catch (e) {
+      if (e instanceof QkdgwError) throw e;
+      throw new QkdgwError(ErrorCodes.CONFIG_READ, `reload: ${(e as Error).message}`, undefined, { cause: e });
+    }
+    const old = this.#keySource;
+    this.#keySource = ks;
+    this.#controlServer?.setTls(tls);
+    for (const d of this.#dialers) d.setTls(tls);
+    const level = (this.log as { level?: string }).level;
+    if (level !== undefined && level !== next.log.level) (this.log as { level?: string }).level = next.log.level;
+    this.#cfg = next;
+    // Calls in flight on the old client finish under their own deadline; then it closes.
+    if (old) {
+      this.#retiredSources.add(old);
+      const grace = setTimeout(() => {
+        this.#retiredSources.delete(old);
+        void old.close();
+      }, next.kme.timeoutMs + 1_000);
+      grace.unref();
+    }
+    this.log.info({ event: 'reload_applied', sections: changed.length ? changed : ['(files only)'] }, 'configuration reloaded');
+    return changed;
   }
 }

@@ -27,7 +27,7 @@ export interface ControlDialerOptions {
 }
 
 export class ControlDialer {
-  readonly #o: ControlDialerOptions;
+  #o: ControlDialerOptions;
   #stopped = false;
   #failures = 0;
   #cancel: (() => void) | null = null;
@@ -41,6 +41,11 @@ export class ControlDialer {
 
   start(): void {
     this.#dial();
+  }
+
+  /** New control certificate/key/CA for the next connection (reload); the open one keeps its own. */
+  setTls(tls: ControlTlsMaterial): void {
+    this.#o = { ...this.#o, tls };
   }
 
   #dial(): void {

@@ -21,6 +21,7 @@ export interface ControlServerPeer {
 export interface ControlServerOptions {
   host: string;
   port: number;
+  /** Replaced by setTls() on reload. */
   tls: ControlTlsMaterial;
   /** Peers for which we are the responder, by identity. Replaceable (reload). */
   peers: Map<string, ControlServerPeer>;
@@ -79,6 +80,12 @@ export class ControlServer {
     const conn = new ControlConn(socket, { clock: this.#o.clock, logger: this.#o.logger });
     this.#o.logger.debug({ event: 'control_accepted', peer: id, conn: conn.id, remote: conn.remote });
     peer.runtime.attach(conn);
+  }
+
+  /** New control certificate/key/CA for connections accepted from now on (reload); open ones keep theirs. */
+  setTls(tls: ControlTlsMaterial): void {
+    this.#o.tls = tls;
+    this.#server?.setSecureContext({ ...CONTROL_TLS_BASE, cert: tls.cert, key: tls.key, ca: tls.ca });
   }
 
   async close(): Promise<void> {
