@@ -9,13 +9,15 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { makeTestPki, type TestdirHost, type TestPki } from './pki.js';
-import { freePorts, writeLabConfigs, type LabFiles } from '../../src/daemon/lab.js';
+import { labFiles, writeGwAConfig, writeGwBConfig, writeSimConfig, type LabAddresses, type LabFiles, type LabOptions } from '../../src/daemon/lab.js';
 import { loadSimulatorConfig, readSimulatorPems } from '../../src/config/simulator.js';
 import { loadGatewayConfig } from '../../src/config/gateway.js';
 import { startKmeSimulator, type KmeSimulator } from '../../src/kms/simulator/index.js';
 import { Gateway } from '../../src/daemon/gateway.js';
 import { MemoryLogger } from '../../src/util/logger.js';
+import type { Clock } from '../../src/util/clock.js';
 import type { PeerRuntime } from '../../src/tunnel/io/peer.js';
+import { peerGone } from '../../src/tunnel/io/carrier-link.js';
 
 export interface Lab {
   sim: KmeSimulator;
@@ -26,7 +28,7 @@ export interface Lab {
   logB: MemoryLogger;
   files: LabFiles;
   pki: TestPki;
-  /** gw-a's port for the service `web`. */
+  /** gw-a's port for the service `web` (changes on restartA: gw-a binds port 0). */
   servicePort: number;
   /** gw-b's data port (the proxy forwards here). */
   dataPort: number;
@@ -42,8 +44,9 @@ export interface Lab {
   rtB(): PeerRuntime;
   /** Resolves once both sides may seal under an epoch. */
   ready(ms?: number): Promise<void>;
-  /** Stops gw-a and starts a new one from gw-a.yaml after `edit` (and a fresh log). */
+  /** Stops gw-a (if running) and starts a new one from gw-a.yaml after `edit`, with logA emptied. */
   restartA(edit?: (yaml: string) => string): Promise<Gateway>;
+  /** Stops everything (also done at teardown; idempotent). */
   stop(): Promise<void>;
 }
 
@@ -62,6 +65,31 @@ export interface LabOverrides {
   /** Edits of the generated YAML text, applied before the gateways load it. */
   editA?: (yaml: string) => string;
   editB?: (yaml: string) => string;
+  /** Do not start gw-a: the test starts it with restartA() (lab.a is unset until then). */
+  deferA?: boolean;
+  /** The clock of both gateways (e.g. a FastClock); default: the system clock. */
+  clock?: Clock;
+}
+
+/**
+ * Protocol time that runs `factor` times faster than the wall clock, for both gateways at
+ * once: a 30 s liveness timeout takes 3 s at factor 10. Real sockets, real events; only
+ * the gateways' timers and `now()` are scaled.
+ */
+export class FastClock implements Clock {
+  readonly factor: number;
+  readonly #t0 = performance.now();
+  constructor(factor: number) {
+    this.factor = factor;
+  }
+  now(): number {
+    return this.#t0 + (performance.now() - this.#t0) * this.factor;
+  }
+  setTimer(ms: number, fn: () => void): () => void {
+    const t = setTimeout(fn, Math.max(0, ms) / this.factor);
+    t.unref();
+    return () => clearTimeout(t);
+  }
 }
 
 /** How a socket ended, as its owner saw it. */
@@ -71,6 +99,8 @@ export interface Outcome {
   code?: string;
   /** Bytes read before the end. */
   bytes: number;
+  /** The reset was seen as EOF by libuv and identified through the kernel's TCP state. */
+  eofAfterRst?: boolean;
 }
 
 /** One connection accepted by the target server. */
@@ -99,52 +129,68 @@ export async function startLab(t: TestdirHost & { teardown(fn: () => unknown): v
     else s.pipe(s);
   });
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
-  const [kmeA, kmeB, controlB, dataB, service] = await freePorts(5);
-  const files = writeLabConfigs({
+  // Whatever started is stopped at teardown, also when a later step throws.
+  const parts: { a?: () => Gateway | null; b?: Gateway; sim?: KmeSimulator; proxy?: DataProxy } = {};
+  t.teardown(async () => {
+    await parts.a?.()?.stop();
+    await parts.b?.stop();
+    await parts.sim?.close();
+    for (const s of accepted) s.destroy();
+    await new Promise((r) => target.close(r));
+    await parts.proxy?.close();
+  });
+  // Race-free: every listener binds port 0 and the next file gets the real port.
+  const lo: LabOptions = {
     dir: pki.dir,
     pki: pki.layout,
-    ports: { kmeA, kmeB, controlB, dataB, service },
     target: { host: '127.0.0.1', port: (target.address() as { port: number }).port },
     rekeyAfterTime: o.rekeyAfterTime ?? '60s',
     rekeyJitter: o.rekeyJitter ?? '0s',
     hardLimitTime: o.hardLimitTime ?? '120s',
     handshakeTimeout: o.handshakeTimeout ?? '5s',
     grace: o.grace ?? '10s',
-  });
-  let proxy: DataProxy | null = null;
-  if (o.proxy) {
-    proxy = await startDataProxy(dataB, o.proxy === true ? {} : o.proxy);
-    const port = proxy.port;
-    editFile(files.gwA, (y) => y.replace(`data: 127.0.0.1:${dataB}`, `data: 127.0.0.1:${port}`));
-  }
-  if (o.policy) {
+  };
+  const files = labFiles(pki.dir);
+  const extraPolicy = (y: string): string => {
+    if (!o.policy) return y;
     const extra = Object.entries(o.policy).map(([k, v]) => `    ${k}: ${v}\n`).join('');
-    for (const f of [files.gwA, files.gwB]) editFile(f, (y) => y.replace(/^( {4}grace: .*\n)/m, `$1${extra}`));
-  }
-  if (o.editA) editFile(files.gwA, o.editA);
-  if (o.editB) editFile(files.gwB, o.editB);
-  const simCfg = loadSimulatorConfig(files.kmeSim);
-  const sim = await startKmeSimulator({ ...readSimulatorPems(simCfg) });
+    return y.replace(/^( {4}grace: .*\n)/m, `$1${extra}`);
+  };
+  writeSimConfig(lo);
+  const sim = await startKmeSimulator({ ...readSimulatorPems(loadSimulatorConfig(files.kmeSim)) });
+  parts.sim = sim;
+  const url = (id: string): string => sim.kmes.find((k) => k.kmeId === id)!.url;
+  const addr: LabAddresses = { kmeAUrl: url('KME_A'), kmeBUrl: url('KME_B') };
+  writeGwBConfig(lo, addr);
+  editFile(files.gwB, (y) => (o.editB ? o.editB(extraPolicy(y)) : extraPolicy(y)));
   const logB = new MemoryLogger();
-  const b = await Gateway.start(loadGatewayConfig(files.gwB), { logger: logB });
+  const b = await Gateway.start(loadGatewayConfig(files.gwB), { logger: logB, clock: o.clock });
+  parts.b = b;
+  const dataB = b.addresses.data!;
+  let proxy: DataProxy | null = null;
+  if (o.proxy) proxy = parts.proxy = await startDataProxy(dataB, o.proxy === true ? {} : o.proxy);
+  writeGwAConfig(lo, { ...addr, controlB: b.addresses.control!, dataB: proxy ? proxy.port : dataB });
+  editFile(files.gwA, (y) => (o.editA ? o.editA(extraPolicy(y)) : extraPolicy(y)));
   const logA = new MemoryLogger();
-  const a = await Gateway.start(loadGatewayConfig(files.gwA), { logger: logA });
+  const a = o.deferA ? (null as unknown as Gateway) : await Gateway.start(loadGatewayConfig(files.gwA), { logger: logA, clock: o.clock });
+  parts.a = () => lab.a;
   const lab: Lab = {
-    sim, a, b, logA, logB, files, pki, servicePort: service, dataPort: dataB, target, accepted, targets, proxy,
+    sim, a, b, logA, logB, files, pki, servicePort: a?.addresses.services.web ?? 0, dataPort: dataB, target, accepted, targets, proxy,
     rtA: () => lab.a.peers.get('gw-b')!,
     rtB: () => lab.b.peers.get('gw-a')!,
     async ready(ms = 15_000) {
       await until(() => lab.rtA().sendEpoch() !== null && lab.rtB().sendEpoch() !== null, ms, 'first epoch on both sides');
     },
     async restartA(edit) {
-      await lab.a.stop();
+      await lab.a?.stop();
       if (edit) editFile(files.gwA, edit);
       lab.logA.lines.length = 0;
-      lab.a = await Gateway.start(loadGatewayConfig(files.gwA), { logger: lab.logA });
+      lab.a = await Gateway.start(loadGatewayConfig(files.gwA), { logger: lab.logA, clock: o.clock });
+      lab.servicePort = lab.a.addresses.services.web;
       return lab.a;
     },
     async stop() {
-      await lab.a.stop();
+      await lab.a?.stop();
       await b.stop();
       await sim.close();
       for (const s of accepted) s.destroy();
@@ -152,7 +198,6 @@ export async function startLab(t: TestdirHost & { teardown(fn: () => unknown): v
       await proxy?.close();
     },
   };
-  t.teardown(() => lab.stop());
   return lab;
 }
 
@@ -194,7 +239,9 @@ export function readAll(s: Socket): Promise<Buffer> {
  */
 export function watchEnd(s: Socket, bytes: () => number = () => 0): Promise<Outcome> {
   return new Promise((resolve) => {
-    s.once('end', () => resolve({ how: 'eof', bytes: bytes() }));
+    // libuv turns a reset that arrives while data is still queued into EOF; the kernel
+    // still knows (the socket is in CLOSE, not CLOSE_WAIT). See peerGone().
+    s.once('end', () => resolve(!s.writableEnded && peerGone(s) ? { how: 'reset', code: 'ECONNRESET', bytes: bytes(), eofAfterRst: true } : { how: 'eof', bytes: bytes() }));
     s.once('error', (e: NodeJS.ErrnoException) => resolve({ how: e.code === 'ECONNRESET' ? 'reset' : 'error', code: e.code, bytes: bytes() }));
     s.once('close', () => resolve({ how: 'closed', bytes: bytes() }));
   });
@@ -234,6 +281,8 @@ export interface ProxyConn {
   closed: Promise<void>;
   /** Cuts the carrier: `fin` = bare TCP close (no FIN record) to gw-b, `rst` = TCP reset; gw-a's side is destroyed. */
   cut(how: 'fin' | 'rst'): void;
+  /** From now on drops every byte both ways and closes nothing (a silent path, BC-31). */
+  blackhole(): void;
 }
 
 export interface DataProxyOptions {
@@ -260,7 +309,7 @@ export async function startDataProxy(targetPort: number, o: DataProxyOptions = {
     const up = connect({ host: '127.0.0.1', port: targetPort, allowHalfOpen: true });
     down.on('error', () => undefined);
     up.on('error', () => undefined);
-    let cutDone = false;
+    let severed = false;
     const c: ProxyConn = {
       index: conns.length,
       down,
@@ -268,18 +317,21 @@ export async function startDataProxy(targetPort: number, o: DataProxyOptions = {
       captured: [],
       records: [],
       closed: Promise.all([new Promise((r) => down.once('close', r)), new Promise((r) => up.once('close', r))]).then(() => undefined),
+      blackhole() {
+        severed = true;
+      },
       cut(how) {
-        cutDone = true;
+        severed = true;
         if (how === 'fin') up.end();
         else up.resetAndDestroy();
         down.destroy();
       },
     };
     conns.push(c);
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let preambleSent = false;
     down.on('data', (chunk: Buffer) => {
-      if (cutDone) return;
+      if (severed) return;
       c.captured.push(chunk);
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
       const out: Buffer[] = [];
@@ -292,7 +344,7 @@ export async function startDataProxy(targetPort: number, o: DataProxyOptions = {
       while (buf.length >= HEADER) {
         const len = HEADER + buf.readUInt32BE(16);
         if (buf.length < len) break;
-        let rec = Buffer.from(buf.subarray(0, len));
+        let rec: Buffer = Buffer.from(buf.subarray(0, len));
         buf = buf.subarray(len);
         c.records.push({ type: rec[0], ctLen: len - HEADER });
         const r = o.onUpRecord?.(c, rec, c.records.length - 1);
@@ -305,24 +357,24 @@ export async function startDataProxy(targetPort: number, o: DataProxyOptions = {
       }
     });
     down.on('end', () => {
-      if (!cutDone) up.end();
+      if (!severed) up.end();
     });
     up.on('data', (chunk: Buffer) => {
-      if (cutDone) return;
+      if (severed) return;
       if (!down.write(chunk)) {
         up.pause();
         down.once('drain', () => up.resume());
       }
     });
     up.on('end', () => {
-      if (!cutDone) down.end();
+      if (!severed) down.end();
     });
     // A reset on one side is passed on as a reset.
     up.on('close', (hadError) => {
-      if (hadError && !down.destroyed) down.resetAndDestroy();
+      if (hadError && !severed && !down.destroyed) down.resetAndDestroy();
     });
     down.on('close', (hadError) => {
-      if (hadError && !up.destroyed) up.resetAndDestroy();
+      if (hadError && !severed && !up.destroyed) up.resetAndDestroy();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -337,4 +389,28 @@ export async function startDataProxy(targetPort: number, o: DataProxyOptions = {
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+// ------------------------------------------------------------------ kernel socket table
+
+const TCP_STATES: Record<string, string> = {
+  '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT',
+  '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING',
+};
+
+/** States of every IPv4 TCP socket of this host with `port` at either end (Linux /proc/net/tcp). */
+export function tcpStates(port: number): string[] {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4) continue;
+    if (f[1].endsWith(hex) || f[2].endsWith(hex)) out.push(TCP_STATES[f[3]] ?? f[3]);
+  }
+  return out;
+}
+
+/** True when no socket on `port` is ESTABLISHED or CLOSE_WAIT (listeners and TIME_WAIT are fine). */
+export function noOpenConnections(port: number): boolean {
+  return !tcpStates(port).some((s) => s === 'ESTABLISHED' || s === 'CLOSE_WAIT' || s === 'FIN_WAIT2' || s === 'LAST_ACK');
 }

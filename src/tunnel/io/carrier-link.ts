@@ -6,6 +6,7 @@
  * local endpoint never sees a clean EOF for a stream the peer did not finish.
  */
 import { randomBytes } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/logger.js';
@@ -30,13 +31,41 @@ export interface CarrierLinkOptions {
   clock: Clock;
   logger: Logger;
   timers: CarrierTimers;
-  /** Exit side: called on the authenticated OPEN; returns the local target socket or an RST reason. */
+  /**
+   * Exit side: called on the authenticated OPEN. Returns the local target socket or an RST
+   * reason, both only once the flow_id was added to the epoch's set (the RST is sealed), or
+   * `silent` (replay, set full: closed with no record sealed).
+   */
   onOpen?: (service: string, epoch: Epoch) => Socket | { rst: RstReasonName } | { silent: string };
 }
 
 type Pending = { type: CarrierRecordType; payload: Buffer };
 
+/** Bytes a carrier link holds in user space right now (BC-30: all of them must stay bounded). */
+export interface CarrierBuffers {
+  /** Sealed records written to the carrier socket and not yet taken by the kernel. */
+  carrierOut: number;
+  /** Plaintext written to the local socket and not yet taken by the kernel. */
+  localOut: number;
+  /** Read from the carrier socket, not yet handed to us (paused stream). */
+  carrierIn: number;
+  /** Read from the local socket, not yet handed to us (paused stream). */
+  localIn: number;
+  /** An incomplete record in the RecordReader. */
+  partialRecord: number;
+  /** Plaintext waiting for an epoch (hold). */
+  pending: number;
+}
+
+const linksByRuntime = new WeakMap<PeerRuntime, Set<CarrierLink>>();
+
+/** The open carrier links of a peer runtime (status, tests). */
+export function carrierLinksOf(rt: PeerRuntime): CarrierLink[] {
+  return [...(linksByRuntime.get(rt) ?? [])];
+}
+
 const EMPTY = Buffer.alloc(0);
+const ENOTCONN = osConstants.errno.ENOTCONN;
 
 export class CarrierLink implements CarrierHandle {
   readonly cs: CarrierSession;
@@ -75,6 +104,9 @@ export class CarrierLink implements CarrierHandle {
     });
     this.#lastSent = this.#lastRecv = o.clock.now();
     this.#rt.registerCarrier(this);
+    let set = linksByRuntime.get(this.#rt);
+    if (!set) linksByRuntime.set(this.#rt, (set = new Set()));
+    set.add(this);
     this.#carrier.setNoDelay(true);
     this.#carrier.on('data', (c: Buffer) => this.#onCarrierData(c));
     this.#carrier.on('end', () => this.#onCarrierEnd());
@@ -86,6 +118,23 @@ export class CarrierLink implements CarrierHandle {
 
   get pinEpoch(): number | null {
     return this.cs.pinEpoch;
+  }
+
+  get side(): 'entry' | 'exit' {
+    return this.#o.side;
+  }
+
+  /** What this link holds in user space now, bytes. */
+  get buffered(): CarrierBuffers {
+    const l = this.#local;
+    return {
+      carrierOut: this.#carrier.writableLength,
+      localOut: l ? l.writableLength : 0,
+      carrierIn: this.#carrier.readableLength,
+      localIn: l ? l.readableLength : 0,
+      partialRecord: this.#reader.buffered,
+      pending: this.#pending.reduce((n, p) => n + p.payload.length, 0),
+    };
   }
 
   #pinned(): Epoch | null {
@@ -132,6 +181,13 @@ export class CarrierLink implements CarrierHandle {
 
   #onLocalEnd(): void {
     if (this.#done) return;
+    // libuv reports EOF, not ECONNRESET, when a reset arrives while unread data is still
+    // queued (POLLHUP after a partial read). Only a true FIN may become our FIN record
+    // (protocol.md s5.1), so ask the kernel whether the connection is still there. Once we
+    // sent our own FIN the question has no answer: a FIN then moves the socket to CLOSE too.
+    if (this.#local && !this.#local.writableEnded && peerGone(this.#local)) {
+      return this.#onLocalError(Object.assign(new Error('local connection reset (EOF after RST)'), { code: 'ECONNRESET' }));
+    }
     this.#localEof = true;
     this.#send(RecordType.FIN, EMPTY);
   }
@@ -252,11 +308,13 @@ export class CarrierLink implements CarrierHandle {
         if (!e || !this.#o.onOpen) return this.#end('OPEN without an epoch object', { silent: true });
         const r = this.#o.onOpen(ev.service, e);
         if ('silent' in r) return this.#end(r.silent, { silent: true });
+        // Both verdicts below come after the flow_id was just added to the epoch's set
+        // (protocol.md s5.1 Replay): sealing is allowed now, an RST included.
+        this.cs.admit();
         if ('rst' in r) {
           this.#o.logger.info({ event: 'carrier_refused', service: ev.service, reason: r.rst, flow: this.#flowHex() });
           return this.#end(r.rst, { rst: r.rst });
         }
-        this.cs.admit(); // its flow_id was just added to the epoch's set: sealing is allowed now
         this.#attachLocal(r, false);
         this.#flush();
         return;
@@ -369,6 +427,7 @@ export class CarrierLink implements CarrierHandle {
     this.#pending = [];
     this.cs.close();
     this.#rt.unregisterCarrier(this);
+    linksByRuntime.get(this.#rt)?.delete(this);
   }
 
   // ---------------------------------------------------------------- liveness
@@ -405,6 +464,21 @@ export class CarrierLink implements CarrierHandle {
   #flowHex(): string {
     return this.#o.flowId.toString('hex');
   }
+}
+
+/**
+ * True when the kernel says `s` has no peer any more (getpeername fails with ENOTCONN:
+ * TCP state CLOSE, i.e. the peer reset), false while it is connected or half-closed
+ * (CLOSE_WAIT after a FIN) or when we cannot tell. Meaningful only while our side has not
+ * sent its FIN: after it, a FIN from the peer also leaves the socket in CLOSE (TIME_WAIT is
+ * a separate kernel object). Uses the handle directly because `socket.remoteAddress`
+ * caches its first answer. Linux semantics; elsewhere it may answer false.
+ */
+export function peerGone(s: Socket): boolean {
+  const h = (s as unknown as { _handle?: { getpeername?: (out: object) => number } | null })._handle;
+  if (!h || typeof h.getpeername !== 'function') return false;
+  const err = h.getpeername({});
+  return err === -ENOTCONN;
 }
 
 /** A fresh 16-byte flow_id from a CSPRNG (protocol.md s5.1). */

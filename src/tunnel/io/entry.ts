@@ -90,14 +90,20 @@ export class ServiceListener {
     const carrier = connect({ host: dst.host, port: dst.port, allowHalfOpen: true });
     carrier.on('error', () => undefined);
     let connected = false;
+    // A silent path (BC-31) would otherwise hold the client for the OS's SYN retries (~2 min).
+    const cancelConnectTimer = this.#o.clock.setTimer(this.#o.timers.deadAfterMs, () => {
+      if (!connected) carrier.destroy(new Error('carrier connect timed out'));
+    });
     carrier.once('connect', () => {
       connected = true;
+      cancelConnectTimer();
       const link = new CarrierLink({ side: 'entry', runtime: rt, carrier, flowId: newFlowId(), clock: this.#o.clock, logger: this.#o.logger, timers: this.#o.timers });
       this.#links.add(link);
       carrier.once('close', () => this.#links.delete(link));
       link.startEntry(client, this.#o.name, rt.session.peerReceiverIndex!);
     });
     carrier.once('close', () => {
+      cancelConnectTimer();
       if (!connected) {
         this.stats.connectFailures++;
         this.#o.logger.warn({ event: 'carrier_connect_failed', service: this.#o.name, peer: rt.peerId, to: `${dst.host}:${dst.port}` });

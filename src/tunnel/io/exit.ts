@@ -1,6 +1,7 @@
 /**
  * Exit side of L4 (protocol.md s5.1): the data port. A carrier starts with the 28-byte
- * preamble (wrong magic/version/reserved or an unknown receiver_index closes it at once),
+ * preamble (wrong magic/version/reserved or an unknown receiver_index closes it at once,
+ * judged byte by byte as they arrive; an incomplete one is closed at its deadline),
  * then its first record must be an authenticated OPEN; its flow_id is checked against the
  * epoch's replay set and added, whatever happens next; the service name maps to a target
  * from our own exports only. New connections are rate-limited per source address.
@@ -8,7 +9,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/logger.js';
-import { decodePreamble, PREAMBLE_LEN } from '../core/wire/preamble.js';
+import { decodePreamble, PREAMBLE_LEN, PREAMBLE_MAGIC, PREAMBLE_VERSION } from '../core/wire/preamble.js';
 import { CarrierLink, type CarrierTimers } from './carrier-link.js';
 import { closeServer, listenOn } from './listen.js';
 import type { PeerRuntime } from './peer.js';
@@ -22,6 +23,8 @@ export interface DataPeer {
   runtime: PeerRuntime;
   /** Services this peer may reach through us: name -> target. */
   exports: Map<string, ExportTarget>;
+  /** This peer's carrier liveness (its policy's keepalive / dead_after); default: the server's. */
+  timers?: CarrierTimers;
 }
 
 export interface DataServerOptions {
@@ -43,7 +46,7 @@ export class DataServer {
   readonly #links = new Set<CarrierLink>();
   readonly #rate = new Map<string, { second: number; count: number }>();
   port = 0;
-  readonly stats = { accepted: 0, rateLimited: 0, badPreamble: 0, unknownIndex: 0, replays: 0, flowsExhausted: 0, unknownService: 0 };
+  readonly stats = { accepted: 0, rateLimited: 0, badPreamble: 0, unknownIndex: 0, preambleTimeouts: 0, replays: 0, flowsExhausted: 0, unknownService: 0 };
 
   constructor(o: DataServerOptions) {
     this.#o = o;
@@ -77,20 +80,60 @@ export class DataServer {
     }
     const chunks: Buffer[] = [];
     let have = 0;
-    const timer = setTimeout(() => sock.destroy(), this.#o.preambleTimeoutMs ?? 10_000);
-    timer.unref();
+    const cancelTimer = this.#o.clock.setTimer(this.#o.preambleTimeoutMs ?? 10_000, () => {
+      this.stats.preambleTimeouts++;
+      this.#o.logger.warn({ event: 'carrier_preamble_timeout', remote: sock.remoteAddress, bytes: have });
+      sock.destroy();
+    });
     const onData = (c: Buffer): void => {
       chunks.push(c);
       have += c.length;
+      // Judge every byte as it comes: a wrong prefix closes at once instead of waiting for
+      // 28 bytes that a scanner or a slow drip may never send.
+      const head = chunks.length === 1 ? c : Buffer.concat(chunks);
+      const bad = this.#prefixError(head.subarray(0, Math.min(have, PREAMBLE_LEN)));
+      if (bad) {
+        cancelTimer();
+        sock.off('data', onData);
+        return this.#refuse(sock, bad.kind, bad.detail);
+      }
       if (have < PREAMBLE_LEN) return;
-      clearTimeout(timer);
+      cancelTimer();
       sock.off('data', onData);
       sock.pause();
-      const all = Buffer.concat(chunks);
-      this.#start(sock, all.subarray(0, PREAMBLE_LEN), all.subarray(PREAMBLE_LEN));
+      this.#start(sock, head.subarray(0, PREAMBLE_LEN), head.subarray(PREAMBLE_LEN));
     };
     sock.on('data', onData);
-    sock.once('close', () => clearTimeout(timer));
+    sock.once('close', () => cancelTimer());
+  }
+
+  /**
+   * What is wrong with the first bytes of a preamble (1..28 of them), or null while they
+   * can still be a valid one: magic, version, reserved, and, once its 4 bytes are in, a
+   * receiver_index we gave out (protocol.md s5.1).
+   */
+  #prefixError(b: Buffer): { kind: 'bad_preamble' | 'unknown_index'; detail: string } | null {
+    const n = b.length;
+    for (let i = 0; i < Math.min(n, 4); i++) if (b[i] !== PREAMBLE_MAGIC[i]) return { kind: 'bad_preamble', detail: 'preamble magic is not QGW1' };
+    if (n > 4 && b[4] !== PREAMBLE_VERSION) return { kind: 'bad_preamble', detail: `preamble version ${b[4]} is not 1` };
+    for (let i = 5; i < Math.min(n, 8); i++) if (b[i] !== 0) return { kind: 'bad_preamble', detail: 'preamble reserved bytes are not 0' };
+    if (n >= 12) {
+      const index = b.readUInt32BE(8);
+      if (index === 0) return { kind: 'bad_preamble', detail: 'preamble receiver_index is 0' };
+      if (!this.#o.peerByIndex(index)) return { kind: 'unknown_index', detail: 'receiver_index is not one we gave out' };
+    }
+    return null;
+  }
+
+  #refuse(sock: Socket, kind: 'bad_preamble' | 'unknown_index', detail: string): void {
+    if (kind === 'unknown_index') {
+      this.stats.unknownIndex++;
+      this.#o.logger.warn({ event: 'carrier_unknown_index', remote: sock.remoteAddress });
+    } else {
+      this.stats.badPreamble++;
+      this.#o.logger.warn({ event: 'carrier_bad_preamble', remote: sock.remoteAddress, detail });
+    }
+    sock.destroy();
   }
 
   #start(sock: Socket, pre: Buffer, rest: Buffer): void {
@@ -98,18 +141,10 @@ export class DataServer {
     try {
       p = decodePreamble(pre);
     } catch (e) {
-      this.stats.badPreamble++;
-      this.#o.logger.warn({ event: 'carrier_bad_preamble', remote: sock.remoteAddress, detail: (e as Error).message });
-      sock.destroy();
-      return;
+      return this.#refuse(sock, 'bad_preamble', (e as Error).message);
     }
     const peer = this.#o.peerByIndex(p.receiverIndex);
-    if (!peer) {
-      this.stats.unknownIndex++;
-      this.#o.logger.warn({ event: 'carrier_unknown_index', remote: sock.remoteAddress });
-      sock.destroy();
-      return;
-    }
+    if (!peer) return this.#refuse(sock, 'unknown_index', 'receiver_index is not one we gave out');
     const flowHex = Buffer.from(p.flowId).toString('hex');
     const link = new CarrierLink({
       side: 'exit',
@@ -118,7 +153,7 @@ export class DataServer {
       flowId: Buffer.from(p.flowId),
       clock: this.#o.clock,
       logger: peer.runtime.log,
-      timers: this.#o.timers,
+      timers: peer.timers ?? this.#o.timers,
       onOpen: (service, epoch) => {
         const verdict = peer.runtime.admitFlow(epoch, flowHex);
         if (verdict === 'replay') {

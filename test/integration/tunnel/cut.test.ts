@@ -31,7 +31,7 @@ t.test('carrier cut mid-upload; client reset mid-upload', async (t) => {
     s.on('error', () => undefined);
     s.write(randomBytes(100_000));
     await until(() => lab.targets.length === i + 1 && lab.targets[i].bytes === 100_000, 5_000, 'first part uploaded');
-    s.write(randomBytes(50_000));
+    s.write(randomBytes(500_000)); // queued at gw-a when the reset arrives
     s.resetAndDestroy();
     const tr = await lab.targets[i].outcome;
     t.equal(tr.how, 'reset', 'client reset mid-upload: target sees ECONNRESET, not EOF');

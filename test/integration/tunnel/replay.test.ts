@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { startLab, until, dial, collect, sha256 } from '../../helpers/lab.js';
 
 t.test('a carrier replayed byte for byte reaches the target zero extra times and gets nothing back', async (t) => {
-  const lab = await startLab(t, { proxy: true });
+  const lab = await startLab(t, { proxy: true, grace: '2s' });
   await lab.ready();
 
   // The original flow, captured whole by the proxy (entry -> exit bytes).
@@ -51,6 +51,16 @@ t.test('a carrier replayed byte for byte reaches the target zero extra times and
   t.equal(lab.rtB().session.slots.previous?.n, before, 'the replayed epoch is previous on gw-b');
   await replay('after a rekey', wire);
   t.equal(lab.rtB().stats.replays, 4, 'replay under previous is still detected');
+
+  // BC-24 for carriers: once `previous` is past its grace, an OPEN under it is refused before
+  // the replay set is even consulted (unknown_epoch), and the epoch number never goes back.
+  const prev = lab.rtB().session.slots.previous!;
+  await until(() => !lab.rtB().session.slots.acceptsNewCarriers(prev, lab.rtB().now()), 5_000, 'grace of previous over');
+  const abortsBefore = lab.logB.lines.filter((l) => l.event === 'carrier_aborted' && l.reason === 'unknown_epoch').length;
+  await replay('after the grace of its epoch', wire);
+  t.equal(lab.rtB().stats.replays, 4, 'not counted as a replay: refused earlier');
+  t.equal(lab.logB.lines.filter((l) => l.event === 'carrier_aborted' && l.reason === 'unknown_epoch').length, abortsBefore + 1, 'refused as unknown_epoch');
+  t.equal(lab.rtB().session.slots.current!.n, before + 1, 'gw-b stays on the new epoch');
   t.equal(lab.targets.length, 1, 'the target accepted no extra connection');
   t.equal(lab.targets[0].bytes, targetBytes, 'the target received no extra byte');
 
