@@ -8,18 +8,10 @@ import { Etsi014Client, classifyKmsError, isRetryableKmsError } from '../../../s
 import { ErrorCodes, QkdgwError } from '../../../src/errors.js';
 import { testCerts } from './certs.js';
 import { startMockKme } from './mock-kme.js';
+import { rejects } from './client-helpers.js';
 
 const certs = testCerts();
 
-async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QkdgwError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 type Op = 'status' | 'enc_keys' | 'dec_keys';
 interface Case {

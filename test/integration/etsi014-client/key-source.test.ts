@@ -10,6 +10,7 @@ import { ErrorCodes, QkdgwError } from '../../../src/errors.js';
 import { SteppingClock } from '../../unit/kms/stepping-clock.js';
 import { testCerts } from './certs.js';
 import { sendJson, startMockKme, statusBody, type MockKme } from './mock-kme.js';
+import { rejects } from './client-helpers.js';
 
 const certs = testCerts();
 const ID = '9b1f3c2e-0000-4000-8000-00000000a001';
@@ -22,15 +23,6 @@ function keySource(t: { teardown(fn: () => unknown): void }, kme: MockKme, opts:
   return ks;
 }
 
-async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QkdgwError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** dec_keys answers 404 {"message":"key not found"} `misses` times, then the key. */
 async function lateKme(t: Parameters<typeof startMockKme>[0], misses: number): Promise<MockKme> {

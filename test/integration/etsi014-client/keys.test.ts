@@ -9,27 +9,15 @@ import { ErrorCodes, QkdgwError } from '../../../src/errors.js';
 import { MemoryLogger } from '../../../src/util/logger.js';
 import { testCerts } from './certs.js';
 import { sendJson, startMockKme, type MockKme } from './mock-kme.js';
+import { mockClient, rejects } from './client-helpers.js';
 
 const certs = testCerts();
 const K32 = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff));
 const K32_B64 = K32.toString('base64');
 const UUID = '9b1f3c2e-0000-4000-8000-00000000a001';
 
-function client(t: { teardown(fn: () => unknown): void }, kme: MockKme, over: Partial<Etsi014ClientOptions> = {}) {
-  const c = new Etsi014Client({ baseUrl: kme.url, ca: certs.ca, cert: certs.saeA.cert, key: certs.saeA.key, selfSaeId: 'SAE_A', ...over });
-  t.teardown(() => c.close());
-  return c;
-}
+const client = (t: { teardown(fn: () => unknown): void }, kme: MockKme, over: Partial<Etsi014ClientOptions> = {}) => mockClient(t, kme, 'SAE_A', over);
 
-async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QkdgwError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A KME whose enc_keys/dec_keys answer is `body` (200). */
 async function answering(t: Parameters<typeof startMockKme>[0], body: unknown): Promise<MockKme> {

@@ -15,16 +15,8 @@ import { startKmeSimulator } from '../../../src/kms/simulator/index.js';
 import { ErrorCodes, QkdgwError } from '../../../src/errors.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import { makeTestPki } from '../../helpers/pki.js';
+import { rejects } from './client-helpers.js';
 
-async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QkdgwError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function setup(t: Parameters<typeof makeTestPki>[0] & { teardown(fn: () => unknown): void }, initialKeyCount = 20) {
   // A private folder, not t.testdir(): two runs of this file at once (e.g. the whole suite

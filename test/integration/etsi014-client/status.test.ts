@@ -8,24 +8,12 @@ import { ErrorCodes, QkdgwError } from '../../../src/errors.js';
 import { MemoryLogger } from '../../../src/util/logger.js';
 import { testCerts } from './certs.js';
 import { sendJson, startMockKme, statusBody, type MockKme } from './mock-kme.js';
+import { mockClient, rejects } from './client-helpers.js';
 
 const certs = testCerts();
 
-function client(t: { teardown(fn: () => unknown): void }, kme: MockKme, over: Partial<Etsi014ClientOptions> = {}) {
-  const c = new Etsi014Client({ baseUrl: kme.url, ca: certs.ca, cert: certs.saeA.cert, key: certs.saeA.key, selfSaeId: '1', ...over });
-  t.teardown(() => c.close());
-  return c;
-}
+const client = (t: { teardown(fn: () => unknown): void }, kme: MockKme, over: Partial<Etsi014ClientOptions> = {}) => mockClient(t, kme, '1', over);
 
-async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QkdgwError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** The exact body of BC-01 (thomasarmel/qkd_kme_server issue #1). */
 const BC01 = {

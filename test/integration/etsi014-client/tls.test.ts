@@ -10,6 +10,7 @@ import { ErrorCodes, isQkdgwError, QkdgwError } from '../../../src/errors.js';
 import { MemoryLogger } from '../../../src/util/logger.js';
 import { testCerts } from './certs.js';
 import { sendJson, startMockKme, statusBody, type MockKme } from './mock-kme.js';
+import { rejects } from './client-helpers.js';
 
 const certs = testCerts();
 
@@ -30,15 +31,6 @@ const okStatus = (kme: MockKme) => {
   kme.handler = (req, res) => sendJson(res, 200, statusBody({ slave_SAE_ID: 'SAE_B' }));
 };
 
-async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QkdgwError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 t.test('BC-04 positive: client certificate is presented and the KME sees SAE_A', async (t) => {
   const kme = await startMockKme(t);

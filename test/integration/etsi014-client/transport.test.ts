@@ -12,25 +12,13 @@ import { ManualClock } from '../../../src/util/clock.js';
 import { MemoryLogger } from '../../../src/util/logger.js';
 import { testCerts } from './certs.js';
 import { sendJson, startMockKme, statusBody, type MockKme } from './mock-kme.js';
+import { mockClient, rejects } from './client-helpers.js';
 
 const certs = testCerts();
 const KEY = Buffer.alloc(32, 0x5a).toString('base64');
 
-function client(t: { teardown(fn: () => unknown): void }, kme: MockKme, over: Partial<Etsi014ClientOptions> = {}) {
-  const c = new Etsi014Client({ baseUrl: kme.url, ca: certs.ca, cert: certs.saeA.cert, key: certs.saeA.key, selfSaeId: 'SAE_A', ...over });
-  t.teardown(() => c.close());
-  return c;
-}
+const client = (t: { teardown(fn: () => unknown): void }, kme: MockKme, over: Partial<Etsi014ClientOptions> = {}) => mockClient(t, kme, 'SAE_A', over);
 
-async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QkdgwError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 /**
  * undici frees a pipelining-1 connection for the next request in a setImmediate after

@@ -1,5 +1,5 @@
 // protocol.md s2 pin mode: SPKI SHA-256 pins instead of the control CA; a wrong pin is refused.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { makeTestPki } from '../../helpers/pki.js';
@@ -26,7 +26,7 @@ function pinned(file: string, peer: string, pin: string): void {
   writeFileSync(file, y);
 }
 
-async function lab(t: Parameters<Parameters<typeof t.test>[1]>[0], pinForB: (real: string) => string) {
+async function lab(t: Test, pinForB: (real: string) => string) {
   const pki = await makeTestPki(t);
   const sim = await startKmeSimulator({
     link: { initialKeyCount: 20 },
