@@ -93,17 +93,26 @@ export class DataServer {
       const head = chunks.length === 1 ? c : Buffer.concat(chunks);
       const bad = this.#prefixError(head.subarray(0, Math.min(have, PREAMBLE_LEN)));
       if (bad) {
-        cancelTimer();
-        sock.off('data', onData);
+        done();
         return this.#refuse(sock, bad.kind, bad.detail);
       }
       if (have < PREAMBLE_LEN) return;
-      cancelTimer();
-      sock.off('data', onData);
+      done();
       sock.pause();
       this.#start(sock, head.subarray(0, PREAMBLE_LEN), head.subarray(PREAMBLE_LEN));
     };
+    // EOF before 28 bytes: nothing more can come (the socket is half-open: allowHalfOpen).
+    const onEnd = (): void => {
+      done();
+      this.#refuse(sock, 'bad_preamble', `connection ended after ${have} of the 28 preamble bytes`);
+    };
+    const done = (): void => {
+      cancelTimer();
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+    };
     sock.on('data', onData);
+    sock.on('end', onEnd);
     sock.once('close', () => cancelTimer());
   }
 

@@ -67,7 +67,7 @@ t.test('bad preambles and garbage on the data port: each connection closed, the 
     }
   });
 
-  const cases: Array<[string, Buffer | Buffer[]]> = [
+  const cases: Array<[string, Buffer | Buffer[] | 'fin']> = [
     ['wrong magic', preamble(index, (b) => b.write('QGW2', 0, 'ascii'))],
     ['wrong version', preamble(index, (b) => (b[4] = 2))],
     ['reserved u8 set', preamble(index, (b) => (b[5] = 1))],
@@ -77,6 +77,7 @@ t.test('bad preambles and garbage on the data port: each connection closed, the 
     ['28 bytes of garbage', Buffer.concat([Buffer.from([0xff]), randomBytes(27)])],
     ['an HTTP request (shorter than a preamble)', Buffer.from('GET / HTTP/1.0\r\n\r\n')],
     ['a TLS ClientHello start', Buffer.from('160301020001', 'hex')],
+    ['12 good preamble bytes, then FIN', 'fin'],
     ['garbage dripped 1 byte per write', Buffer.from('XGW1').toString('hex').match(/../g)!.map((h) => Buffer.from(h, 'hex'))],
     ['valid preamble, then a record of type L3 (0x04)', [preamble(index), header(0x04, 40)]],
     ['valid preamble, then ct_len 2^32-1', [preamble(index), header(0x01, 0xffff_ffff)]],
@@ -87,6 +88,7 @@ t.test('bad preambles and garbage on the data port: each connection closed, the 
   ];
   for (const [what, bytes] of cases) {
     const r = await probe(lab, async (s) => {
+      if (bytes === 'fin') return void s.end(preamble(index).subarray(0, 12));
       for (const b of Array.isArray(bytes) ? bytes : [bytes]) {
         if (s.destroyed) return;
         s.write(b);
@@ -106,7 +108,7 @@ t.test('bad preambles and garbage on the data port: each connection closed, the 
   t.equal(lab.rtB().session.slots.current!.n, epoch, 'no rekey, no epoch lost');
   t.equal(lab.rtB().stats.carriersOpened, 6 + 2, 'only the six valid-preamble probes and the two good flows became carriers');
   const count = (ev: string): number => lab.logB.lines.filter((l) => l.event === ev).length;
-  t.equal(count('carrier_bad_preamble'), 9, 'bad preambles counted');
+  t.equal(count('carrier_bad_preamble'), 10, 'bad preambles counted');
   t.equal(count('carrier_unknown_index'), 1, 'unknown receiver_index counted');
   t.equal(count('carrier_preamble_timeout'), 1, 'the drip counted as a preamble timeout');
 });

@@ -1,11 +1,11 @@
 // protocol.md s5.1 Sequence: the exit gateway maps the service name from its own
 // configuration only; a name it does not export gets RST unknown_service, and the client
-// connection is reset (never a clean EOF).
+// connection is reset (never a clean EOF). A target that refuses gets RST target_unreachable.
 import t from 'tap';
 import { startLab, dial, collect, until } from '../../helpers/lab.js';
 import { freePorts } from '../../../src/daemon/lab.js';
 
-t.test('unknown service: client reset, gw-b counts it and answers RST unknown_service', async (t) => {
+t.test('unknown service and unreachable target: client reset, gw-b counts it and seals the RST', async (t) => {
   const [closed] = await freePorts(1);
   const lab = await startLab(t, {
     // gw-a offers `nope` and `dead` towards gw-b; gw-b exports `web` and `dead` (nothing listens there).
