@@ -21,6 +21,11 @@ import { isSuiteId } from '../crypto/suites.js';
 import { ErrorCodes, QkdgwError } from '../errors.js';
 import type { ControlTlsMaterial } from '../tunnel/io/control-tls.js';
 
+/** Carrier liveness from a policy: KEEPALIVE after `keepalive`, dead after `dead_after` (protocol.md s5.1). */
+function timersOf(p: Policy): CarrierTimers {
+  return { keepaliveMs: p.keepaliveMs, deadAfterMs: p.deadAfterMs };
+}
+
 export interface GatewayDeps {
   logger: Logger;
   clock?: Clock;
@@ -172,13 +177,14 @@ export class Gateway {
       });
       this.peers.set(p.identity, rt);
       const exports = new Map(cfg.exports.filter((x) => x.peers.includes(p.identity)).map((x) => [x.name, x.target] as const));
-      this.#byIndex.set(receiverIndex, { runtime: rt, exports });
-      if (roleOf(cfg.identity, p.identity) === 'responder') responderPeers.set(p.identity, { runtime: rt, pin: p.pin });
+      const timers = timersOf(pol);
+      this.#byIndex.set(receiverIndex, { runtime: rt, exports, timers });
+      if (roleOf(cfg.identity, p.identity) === 'responder') responderPeers.set(p.identity, { runtime: rt, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs } });
       rt.log.info({ event: 'peer_configured', role: rt.role, policy: p.policy, qkd: pol.qkd, suites: pol.suites, rekey_after_ms: pol.rekeyAfterTimeMs, hard_limit_ms: pol.hardLimitTimeMs });
       if (pol.qkd === 'off') rt.log.warn({ event: 'qkd_off' }, 'QKD policy is off for this peer: epochs carry no QKD key (lab use only)');
     }
 
-    const timers: CarrierTimers = { keepaliveMs: 10_000, deadAfterMs: 30_000 };
+    const timers: CarrierTimers = timersOf(cfg.policies.default);
     if (responderPeers.size) {
       const l = cfg.control.listen!;
       this.#controlServer = new ControlServer({ host: l.host, port: l.port, tls, peers: responderPeers, clock: this.clock, logger: this.log.child({ component: 'control' }) });
@@ -207,14 +213,15 @@ export class Gateway {
         peerData: () => peer.data ?? null,
         clock: this.clock,
         logger: this.log.child({ component: 'service', service: s.name, peer: s.peer }),
-        timers,
+        timers: timersOf(cfg.policies[peer.policy]),
       });
       this.#services.push(sl);
       this.addresses.services[s.name] = await sl.listen();
     }
     for (const p of cfg.peers) {
       if (roleOf(cfg.identity, p.identity) !== 'initiator') continue;
-      const d = new ControlDialer({ runtime: this.peers.get(p.identity)!, host: p.control!.host, port: p.control!.port, tls, pin: p.pin, clock: this.clock, logger: this.log.child({ component: 'control', peer: p.identity }) });
+      const pol = cfg.policies[p.policy];
+      const d = new ControlDialer({ runtime: this.peers.get(p.identity)!, host: p.control!.host, port: p.control!.port, tls, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs }, clock: this.clock, logger: this.log.child({ component: 'control', peer: p.identity }) });
       this.#dialers.push(d);
       d.start();
     }

@@ -19,6 +19,8 @@ export interface ControlDialerOptions {
   port: number;
   tls: ControlTlsMaterial;
   pin?: string;
+  /** PING after / dead after, ms (protocol.md s2 defaults 10 s / 30 s). */
+  liveness?: { pingAfterMs: number; deadAfterMs: number };
   clock: Clock;
   logger: Logger;
   random?: () => number;
@@ -80,7 +82,7 @@ export class ControlDialer {
       this.#failures = 0;
       if (this.#lastError) o.logger.info({ event: 'control_connected', after: this.#lastError });
       this.#lastError = null;
-      const conn = new ControlConn(socket, { clock: o.clock, logger: o.logger });
+      const conn = new ControlConn(socket, { clock: o.clock, logger: o.logger, ...o.liveness });
       this.#conn = conn;
       socket.once('close', () => {
         this.#conn = null;

@@ -16,6 +16,8 @@ import type { PeerRuntime } from './peer.js';
 export interface ControlServerPeer {
   runtime: PeerRuntime;
   pin?: string;
+  /** PING after / dead after, ms (protocol.md s2 defaults 10 s / 30 s). */
+  liveness?: { pingAfterMs: number; deadAfterMs: number };
 }
 
 export interface ControlServerOptions {
@@ -77,7 +79,7 @@ export class ControlServer {
     if (peer.pin === undefined && !socket.authorized) return this.#reject('chain', `peer ${id}: certificate not issued by the control CA: ${String(socket.authorizationError)}`, socket);
     const why = checkPeerCertificate(socket.getPeerCertificate().raw, { expected: id, eku: EKU_CLIENT_AUTH, pin: peer.pin });
     if (why) return this.#reject('identity', `peer ${id}: ${why}`, socket);
-    const conn = new ControlConn(socket, { clock: this.#o.clock, logger: this.#o.logger });
+    const conn = new ControlConn(socket, { clock: this.#o.clock, logger: this.#o.logger, ...peer.liveness });
     this.#o.logger.debug({ event: 'control_accepted', peer: id, conn: conn.id, remote: conn.remote });
     peer.runtime.attach(conn);
   }
