@@ -241,7 +241,9 @@ export class CarrierLink implements CarrierHandle {
       this.#flush();
     });
     if (!this.#holdTimer) {
-      this.#holdTimer = this.#o.clock.setTimer(this.#rt.holdMs, () => {
+      // The hold is the pair's, not this carrier's: it started when the pair lost its last sealable epoch.
+      const until = this.#rt.holdDeadline() ?? this.#o.clock.now() + this.#rt.holdMs;
+      this.#holdTimer = this.#o.clock.setTimer(Math.max(0, until - this.#o.clock.now()), () => {
         this.#holdTimer = null;
         if (this.#pending.length && !this.#done) this.#end('hold expired: no epoch to seal under', { silent: true });
       });

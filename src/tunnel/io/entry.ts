@@ -55,11 +55,19 @@ export class ServiceListener {
       return;
     }
     if (rt.sendEpoch() && rt.session.peerReceiverIndex !== null) return this.#open(client, rt);
-    // Hold: nothing read, nothing sent, until an epoch is installed or `hold` passes.
+    // Past the pair's hold, clients are reset at once until an epoch is installed (protocol.md s4).
+    const deadline = rt.holdDeadline() ?? this.#o.clock.now() + rt.holdMs;
+    if (this.#o.clock.now() >= deadline) {
+      this.stats.resetOnHold++;
+      this.#o.logger.debug({ event: 'client_reset_on_hold', service: this.#o.name, peer: rt.peerId });
+      client.resetAndDestroy();
+      return;
+    }
+    // Hold: nothing read, nothing sent, until an epoch is installed or the hold ends.
     this.stats.held++;
     this.#held.add(client);
     let cancelWait: () => void = () => undefined;
-    const timer = this.#o.clock.setTimer(rt.holdMs, () => {
+    const timer = this.#o.clock.setTimer(deadline - this.#o.clock.now(), () => {
       cancelWait();
       this.#held.delete(client);
       this.stats.resetOnHold++;

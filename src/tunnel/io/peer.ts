@@ -49,6 +49,8 @@ export class PeerRuntime {
   #waiters = new Set<() => void>();
   #carriers = new Map<CarrierHandle, Epoch | null>();
   #closed = false;
+  /** Since when the pair has had no epoch to seal under (a process starts in that state). */
+  #holdSince: number | null;
   /** Counters for status and tests. */
   readonly stats = { epochSwitches: 0, handshakeFailures: 0, carriersOpened: 0, carrierAborts: 0, authFailures: 0, replays: 0 };
 
@@ -57,6 +59,7 @@ export class PeerRuntime {
     this.session = new PeerSession(o.session);
     this.peerId = o.session.peerId;
     this.log = o.logger.child({ peer: this.peerId });
+    this.#holdSince = o.clock.now();
   }
 
   get role(): 'initiator' | 'responder' {
@@ -113,6 +116,7 @@ export class PeerRuntime {
           this.#logEvent(a);
           break;
         case 'epochs-changed':
+          this.#trackHold();
           this.#wake();
           break;
         case 'peer-reset':
@@ -194,6 +198,22 @@ export class PeerRuntime {
 
   get holdMs(): number {
     return this.#o.holdMs;
+  }
+
+  /**
+   * When the hold of this pair ends (protocol.md s4): `hold` after the pair entered the
+   * state of having no epoch to seal under, or null while it has one. Past it, carriers
+   * waiting for an epoch are aborted and new client connections are reset at once, until
+   * an epoch is installed.
+   */
+  holdDeadline(): number | null {
+    this.#trackHold();
+    return this.#holdSince === null ? null : this.#holdSince + this.#o.holdMs;
+  }
+
+  #trackHold(): void {
+    if (this.sendEpoch()) this.#holdSince = null;
+    else if (this.#holdSince === null) this.#holdSince = this.#o.clock.now();
   }
 
   /** Accounting after sealing `bytes` of plaintext under `e` (may trigger a rekey). */
