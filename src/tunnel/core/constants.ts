@@ -16,6 +16,8 @@ export const Spec = {
   QKD_KEY_LEN: 32,
   /** protocol.md s3.3: INIT.epoch <= L + 2^16 while the responder holds state. */
   EPOCH_WINDOW: 2 ** 16,
+  /** protocol.md s2: integers are JSON numbers with Number.isSafeInteger true, epochs included. */
+  MAX_EPOCH: Number.MAX_SAFE_INTEGER,
   /** protocol.md s3.4: key_IDs remembered per pair. */
   KEY_ID_MEMORY: 65_536,
   /** protocol.md s3.4: the responder's dec_keys must end within 3 s of INIT. */

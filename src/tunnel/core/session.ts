@@ -474,6 +474,13 @@ export class PeerSession {
     const want = this.#want!;
     this.#want = null;
     const epoch = this.#maxEpoch + 1;
+    if (epoch > Spec.MAX_EPOCH) {
+      // Only a peer that reported absurd numbers gets here; numbering cannot go on safely.
+      this.#noteFailure(now);
+      out.push({ type: 'log', level: 'error', event: 'epoch_space_exhausted', fields: { L: this.#maxEpoch } });
+      this.#wantHandshake(want.reason, false);
+      return;
+    }
     this.#see(epoch); // a number sent in an INIT is never reused
     const hs = ++this.#hsSeq;
     const degraded = this.opts.qkd === 'off';
@@ -647,15 +654,16 @@ export class PeerSession {
   // ---------------------------------------------------------------- responder
 
   #onInit(c: Conn, m: Init, now: number, out: SessionAction[]): void {
-    // An unconfirmed `next` was abandoned by the initiator: its CONFIRM would have come first.
-    if (this.slots.next && !this.#rFlight) this.#discardNext('a new INIT arrived before its CONFIRM', out);
-    const L = this.#maxEpoch;
-    this.#see(m.epoch);
     const degraded = (m.mode & Spec.MODE_DEGRADED) !== 0;
+    // A malformed INIT is not a handshake at all: it moves no epoch number and discards nothing.
     if (!this.opts.suites.includes(m.suite as 1 | 2) || (m.mode & ~0x03) !== 0 || m.key_IDs.length !== (degraded ? 0 : 1) || !initPublicValuesValid(m)) {
       return this.#fatal(c.id, 'bad_message', 'INIT fails validation (suite, mode, key_IDs or public values)', m.epoch, out);
     }
     if (this.#rFlight) return this.#fatal(c.id, 'unexpected_message', 'INIT while a handshake is in flight', m.epoch, out);
+    // An unconfirmed `next` was abandoned by the initiator: its CONFIRM would have come first.
+    if (this.slots.next) this.#discardNext('a new INIT arrived before its CONFIRM', out);
+    const L = this.#maxEpoch;
+    this.#see(m.epoch);
 
     const cur = this.slots.current;
     const expectChained = cur !== null && (c.initSeen ? c.firstInitChained || c.completed : c.peerHello!.epoch > 0 && cur.n === c.peerHello!.epoch);

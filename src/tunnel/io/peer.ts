@@ -94,14 +94,29 @@ export class PeerRuntime {
 
   #feed(ev: SessionEvent): void {
     if (this.#closed) return;
-    this.#exec(this.session.handle(ev, this.#o.clock.now()));
+    let actions: SessionAction[];
+    try {
+      actions = this.session.handle(ev, this.#o.clock.now());
+    } catch (e) {
+      // A bug or an input nobody foresaw must cost one control connection, never the daemon.
+      this.log.error({ event: 'session_internal_error', on: ev.type, err: e instanceof Error ? e.message : String(e) });
+      if ('conn' in ev) this.#conns.get(ev.conn)?.close('internal error');
+      return;
+    }
+    this.#exec(actions);
   }
 
   #exec(actions: SessionAction[]): void {
     for (const a of actions) {
       switch (a.type) {
         case 'send':
-          this.#conns.get(a.conn)?.send(a.msg);
+          try {
+            this.#conns.get(a.conn)?.send(a.msg);
+          } catch (e) {
+            // encodeControl refuses a frame that breaks protocol.md s2 rather than send it.
+            this.log.error({ event: 'control_send_refused', type: a.msg.type, err: e instanceof Error ? e.message : String(e) });
+            this.#conns.get(a.conn)?.close('internal error');
+          }
           break;
         case 'close':
           this.#conns.get(a.conn)?.close(a.reason);

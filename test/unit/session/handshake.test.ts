@@ -331,3 +331,27 @@ t.test('BC-10: an INIT with a bad ek_M gets ALERT bad_message; a flipped ct_M bi
   t.ok(q.wire.some((w) => w.from === 'A' && w.msg.type === 'ALERT' && w.msg.code === 'bad_tag'), 'initiator: tag_R fails');
   t.equal(q.A.s.slots.current?.n ?? null, null, 'no epoch installed from the tampered RESP');
 });
+
+t.test('epoch numbers near the safe-integer limit: a malformed INIT moves nothing; the initiator never throws', async (t) => {
+  const p = new Pair();
+  p.drop = (from, m) => m.type === 'INIT';
+  p.connect();
+  const init = p.wire.find((w) => w.msg.type === 'INIT')!.msg as import('../../../src/tunnel/core/wire/control.js').Init;
+  p.drop = () => false;
+  p.feed(p.B, { type: 'message', conn: p.link!.b, msg: { ...init, epoch: Number.MAX_SAFE_INTEGER - 2, ek_M: Buffer.alloc(1184, 0xff) } });
+  t.equal(p.B.s.maxEpoch, 0, 'a malformed INIT does not raise L');
+
+  // An initiator told (by a bad_epoch ALERT) that L is the largest safe integer.
+  const q = new Pair();
+  q.connect();
+  t.equal(q.A.s.slots.current?.n, 1);
+  q.feed(q.A, { type: 'message', conn: q.link!.a, msg: { type: 'ALERT', code: 'bad_epoch', message: 'x', epoch: Number.MAX_SAFE_INTEGER } });
+  q.pump();
+  t.doesNotThrow(() => {
+    q.connect();
+    q.feed(q.A, { type: 'trigger', reason: 'records' });
+    q.advance(60_000);
+  }, 'no exception escapes the state machine');
+  t.ok(q.A.log.some((l) => l.event === 'epoch_space_exhausted'), 'the condition is logged');
+  t.equal(q.A.s.slots.current?.n, 1, 'the current epoch stays in use');
+});
