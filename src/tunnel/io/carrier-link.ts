@@ -108,12 +108,22 @@ export class CarrierLink implements CarrierHandle {
     if (!set) linksByRuntime.set(this.#rt, (set = new Set()));
     set.add(this);
     this.#carrier.setNoDelay(true);
-    this.#carrier.on('data', (c: Buffer) => this.#onCarrierData(c));
-    this.#carrier.on('end', () => this.#onCarrierEnd());
+    this.#carrier.on('data', (c: Buffer) => this.#guard(() => this.#onCarrierData(c)));
+    this.#carrier.on('end', () => this.#guard(() => this.#onCarrierEnd()));
     this.#carrier.on('error', (e) => this.#onCarrierGone(`carrier error: ${e.message}`));
     this.#carrier.on('close', () => this.#onCarrierGone('carrier closed'));
     this.#carrier.on('drain', () => this.#resumeLocal());
     this.#armLiveness();
+  }
+
+  /** Runs a socket callback; an exception nobody foresaw ends this carrier only, never the daemon. */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.#o.logger.error({ event: 'carrier_internal_error', flow: this.#flowHex(), err: e instanceof Error ? e.message : String(e) });
+      this.#end('internal', { silent: true });
+    }
   }
 
   get pinEpoch(): number | null {
@@ -162,8 +172,8 @@ export class CarrierLink implements CarrierHandle {
     local.on('connect', () => {
       this.#localConnected = true;
     });
-    local.on('data', (chunk: Buffer) => this.#onLocalData(chunk));
-    local.on('end', () => this.#onLocalEnd());
+    local.on('data', (chunk: Buffer) => this.#guard(() => this.#onLocalData(chunk)));
+    local.on('end', () => this.#guard(() => this.#onLocalEnd()));
     local.on('error', (e: NodeJS.ErrnoException) => this.#onLocalError(e));
     local.on('close', () => {
       if (!this.#done && !this.cs.finished) this.#onLocalError(Object.assign(new Error('local socket closed'), { code: 'ECLOSED' }));
