@@ -170,6 +170,8 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
           requestCert: true,
           rejectUnauthorized: true,
           minVersion: 'TLSv1.2',
+          // A client that never completes TLS must not hold a socket (the default is 120 s).
+          handshakeTimeout: 10_000,
         },
         createRequestListener(ctx, { onReply: (s) => this.countReply(s) }),
       );
@@ -177,7 +179,13 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
       throw new QkdgwError(ErrorCodes.KMS_CONFIG, `KME ${self.kmeId}: cannot use its certificate, key or CA`, { kme: self.kmeId }, { cause: e });
     }
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-    server.on('tlsClientError', (err) => this.countTlsRejected(self.kmeId, err));
+    server.on('tlsClientError', (err, socket) => {
+      this.countTlsRejected(self.kmeId, err);
+      // Node emits this on a handshake timeout without closing the socket: close it here.
+      socket.destroy();
+    });
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
     this.servers.push(server);
     server.listen(self.port, self.host);
     try {

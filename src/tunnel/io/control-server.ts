@@ -29,6 +29,8 @@ export interface ControlServerOptions {
   peers: Map<string, ControlServerPeer>;
   clock: Clock;
   logger: Logger;
+  /** A connection must finish TLS within this, ms (default 10 000). */
+  handshakeTimeoutMs?: number;
 }
 
 export class ControlServer {
@@ -51,9 +53,12 @@ export class ControlServer {
       requestCert: true,
       // Pin mode verifies the chain itself (below); CA mode lets OpenSSL refuse first.
       rejectUnauthorized: !anyPinned,
+      // A peer that never completes TLS must not hold a socket (Node's default is 120 s).
+      handshakeTimeout: this.#o.handshakeTimeoutMs ?? 10_000,
     });
     server.on('secureConnection', (s) => this.#accept(s));
-    server.on('tlsClientError', (e) => this.#reject('tls', `TLS handshake failed: ${e.message}`));
+    // Node emits this on a handshake timeout without closing the socket: #reject closes it.
+    server.on('tlsClientError', (e, socket) => this.#reject('tls', `TLS handshake failed: ${e.message}`, socket));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new QkdgwError(ErrorCodes.LISTEN, `control listener ${this.#o.host}:${this.#o.port}: ${e.message}`, undefined, { cause: e })));
