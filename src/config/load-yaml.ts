@@ -13,7 +13,7 @@
  * - float or exponent notation (`1e9`, `5.0`) is refused where the schema wants an integer (BC-33);
  * - aliases are limited (alias bombs), explicit tags other than `!!str` are refused.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
@@ -77,12 +77,36 @@ const keyOf = (segs: PathSegments): string => JSON.stringify(segs);
  * @throws ConfigError `QKDGW_E_CONFIG_READ` (unreadable, not UTF-8, over `maxBytes`),
  *   `QKDGW_E_CONFIG_EMPTY` (no content), `QKDGW_E_CONFIG_INVALID` (all other problems, all listed).
  */
+/**
+ * Reads at most `max + 1` bytes of a regular file: a device (`/dev/zero`), a FIFO or a huge
+ * file must not hang or bloat a running daemon on reload. Throws ENOTREG-coded errors for
+ * anything that is not a regular file.
+ */
+function readBounded(path: string, max: number): Buffer {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+    const buf = Buffer.alloc(max + 1);
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n === buf.length) break;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function loadYamlFile(file: string, schema: JsonSchema, opts: LoadYamlOptions = {}): LoadedYaml {
   const abs = resolvePath(file);
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   let bytes: Buffer;
   try {
-    bytes = readFileSync(abs);
+    bytes = readBounded(abs, maxBytes);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new ConfigError(
@@ -94,7 +118,7 @@ export function loadYamlFile(file: string, schema: JsonSchema, opts: LoadYamlOpt
   }
   if (bytes.length > maxBytes) {
     throw new ConfigError(ErrorCodes.CONFIG_READ, abs, [
-      { file: abs, line: 1, col: 1, path: '(root)', message: `file is ${bytes.length} bytes, more than the ${maxBytes} accepted` },
+      { file: abs, line: 1, col: 1, path: '(root)', message: `file is larger than the ${maxBytes} bytes accepted` },
     ]);
   }
   let text: string;

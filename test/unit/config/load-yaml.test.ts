@@ -154,10 +154,10 @@ t.test('YAML syntax errors, tags and multiple documents are reported with positi
 t.test('an unreadable file is QKDGW_E_CONFIG_READ; so is one that is not UTF-8', async (t) => {
   const dir = t.testdir({ 'bad.yaml': Buffer.from([0x6e, 0x3a, 0x20, 0xff, 0xfe, 0x0a]) });
   expectIssues(t, () => loadYamlFile(`${dir}/missing.yaml`, schema), ErrorCodes.CONFIG_READ, [{ line: 1, col: 1, path: '(root)', msg: 'ENOENT' }]);
-  expectIssues(t, () => loadYamlFile(dir, schema), ErrorCodes.CONFIG_READ, [{ line: 1, col: 1, path: '(root)', msg: 'EISDIR' }]);
+  expectIssues(t, () => loadYamlFile(dir, schema), ErrorCodes.CONFIG_READ, [{ line: 1, col: 1, path: '(root)', msg: 'not a regular file' }]);
   expectIssues(t, () => loadYamlFile(`${dir}/bad.yaml`, schema), ErrorCodes.CONFIG_READ, [{ line: 1, col: 1, path: '(root)', msg: 'not valid UTF-8' }]);
   expectIssues(t, () => loadYamlFile(writeConfig(dir, 'big.yaml', `name: ${'x'.repeat(100)}\n`), schema, { maxBytes: 64 }), ErrorCodes.CONFIG_READ, [
-    { line: 1, col: 1, path: '(root)', msg: 'more than the 64 accepted' },
+    { line: 1, col: 1, path: '(root)', msg: 'larger than the 64 bytes accepted' },
   ]);
 });
 
@@ -200,4 +200,18 @@ t.test('positions point at the value of a scalar and at the key of a collection'
   t.same(y.position(['peers', 0, 'nothing', 'here']), { line: 4, col: 5 }, 'falls back to the nearest written ancestor');
   t.equal(y.written(['name']), false, 'a defaulted field was not written');
   t.equal(y.written(['kms', 'url']), true);
+});
+
+t.test('a device, a FIFO or a directory is refused at once, never read to the end', async (t) => {
+  const { loadYamlFile: load } = await import('../../../src/config/load-yaml.js');
+  const { execFileSync } = await import('node:child_process');
+  const { join } = await import('node:path');
+  const dir = t.testdir();
+  const fifo = join(dir, 'fifo.yaml');
+  execFileSync('mkfifo', [fifo]);
+  for (const f of ['/dev/zero', fifo, dir]) {
+    const t0 = Date.now();
+    t.throws(() => load(f, { type: 'object' }), { code: 'QKDGW_E_CONFIG_READ' }, f);
+    t.ok(Date.now() - t0 < 2_000, `${f}: refused quickly`);
+  }
 });
