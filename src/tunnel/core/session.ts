@@ -473,6 +473,11 @@ export class PeerSession {
     const c = this.#active!;
     const want = this.#want!;
     this.#want = null;
+    // No QKD key is consumed for a handshake that cannot agree on a suite.
+    if (!this.opts.suites.some((s) => c.peerHello!.suites.includes(s))) {
+      this.#noteFailure(now);
+      return this.#fatal(c.id, 'no_common_suite', `no common suite: we offer ${this.opts.suites.join(',')}, the peer ${c.peerHello!.suites.join(',')}`, undefined, out);
+    }
     const epoch = this.#maxEpoch + 1;
     if (epoch > Spec.MAX_EPOCH) {
       // Only a peer that reported absurd numbers gets here; numbering cannot go on safely.

@@ -13,6 +13,9 @@ import { CONTROL_TLS_BASE, type ControlTlsMaterial } from './control-tls.js';
 import { checkPeerCertificate, EKU_SERVER_AUTH } from './tls-identity.js';
 import type { PeerRuntime } from './peer.js';
 
+/** A control connection up this long counts as healthy for the backoff. */
+const STABLE_AFTER_MS = 10_000;
+
 export interface ControlDialerOptions {
   runtime: PeerRuntime;
   host: string;
@@ -79,13 +82,16 @@ export class ControlDialer {
         socket.destroy();
         return this.#retry(why ?? `responder certificate not trusted: ${String(socket.authorizationError)}`);
       }
-      this.#failures = 0;
       if (this.#lastError) o.logger.info({ event: 'control_connected', after: this.#lastError });
       this.#lastError = null;
       const conn = new ControlConn(socket, { clock: o.clock, logger: o.logger, ...o.liveness });
       this.#conn = conn;
+      const upAt = o.clock.now();
       socket.once('close', () => {
         this.#conn = null;
+        // Backoff resets only after a connection that lasted: a peer that accepts TLS and then
+        // closes at once (a fatal ALERT, a duplicate gateway) must not get a reconnect loop.
+        if (o.clock.now() - upAt >= STABLE_AFTER_MS) this.#failures = 0;
         this.#retry('control connection closed');
       });
       o.runtime.attach(conn);

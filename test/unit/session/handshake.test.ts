@@ -172,6 +172,7 @@ t.test('no common suite', async (t) => {
   p.connect();
   t.ok(p.wire.some((w) => w.msg.type === 'ALERT' && w.msg.code === 'no_common_suite'));
   t.equal(p.A.s.slots.current, null);
+  t.equal(p.encCalls, 0, 'no QKD key consumed for a handshake that cannot agree on a suite');
 });
 
 t.test('suite preference: the initiator picks the first of its own that the responder offers', async (t) => {
