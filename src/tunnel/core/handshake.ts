@@ -80,9 +80,23 @@ export function respond(ctx: HandshakeContext, init: { N_I: Buffer; pkX_I: Buffe
   }
 }
 
-/** True when `pkX_I` and `ek_M` are well formed (lengths, FIPS 203 modulus check). */
+/** A throwaway key: X25519 with a low-order point is all zero for every (clamped) scalar. */
+let probe: X25519Ephemeral | null = null;
+
+/**
+ * True when `pkX_I` and `ek_M` are well formed: lengths, not a low-order X25519 point
+ * (RFC 7748 s6.1), the FIPS 203 modulus check. Checked before `dec_keys`, so a bad INIT
+ * consumes no QKD key.
+ */
 export function initPublicValuesValid(init: { pkX_I: Buffer; ek_M: Buffer }): boolean {
-  return init.pkX_I.length === 32 && mlkemCheckEk(init.ek_M);
+  if (init.pkX_I.length !== 32 || !mlkemCheckEk(init.ek_M)) return false;
+  probe ??= x25519Generate();
+  try {
+    x25519Shared(probe.privateKey, init.pkX_I).fill(0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -356,3 +356,19 @@ t.test('epoch numbers near the safe-integer limit: a malformed INIT moves nothin
   t.ok(q.A.log.some((l) => l.event === 'epoch_space_exhausted'), 'the condition is logged');
   t.equal(q.A.s.slots.current?.n, 1, 'the current epoch stays in use');
 });
+
+t.test('a low-order X25519 share is refused with bad_message before dec_keys (no QKD key consumed)', async (t) => {
+  const p = new Pair();
+  p.drop = (from, m) => m.type === 'INIT';
+  p.connect();
+  const init = p.wire.find((w) => w.msg.type === 'INIT')!.msg as import('../../../src/tunnel/core/wire/control.js').Init;
+  p.drop = () => false;
+  for (const pk of [Buffer.alloc(32), Buffer.concat([Buffer.from([1]), Buffer.alloc(31)])]) {
+    p.connect();
+    const before = p.decCalls;
+    p.feed(p.B, { type: 'message', conn: p.link!.b, msg: { ...init, epoch: 9, pkX_I: pk } });
+    t.ok(p.B.actions.some((a) => a.type === 'send' && a.msg.type === 'ALERT' && a.msg.code === 'bad_message'), 'bad_message');
+    t.equal(p.decCalls, before, 'no dec_keys');
+    p.pump();
+  }
+});
