@@ -9,10 +9,11 @@ import { ErrorCodes } from '../errors.js';
 import { fromB64Strict } from '../util/bytes.js';
 import { checkKeyFileModes, fileProblem } from './files.js';
 import { deepFreeze } from './freeze.js';
-import { checkGatewayRules } from './gateway-rules.js';
+import { checkGatewayRules, isInitiator } from './gateway-rules.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
 import { applySchemaDefaults, loadYamlFile, type JsonSchema, type LoadedYaml, type PathSegments } from './load-yaml.js';
 import { loadSchema } from './schemas.js';
+import { checkCertificates } from './certificates.js';
 import { parseDuration, parseHostPort, parseSize, type HostPort } from './units.js';
 
 export type { HostPort } from './units.js';
@@ -110,6 +111,12 @@ export interface LoadGatewayOptions {
    * that key files are not open to group/others. Default true; `false` for examples.
    */
   checkFiles?: boolean;
+  /**
+   * With checkFiles: also parse the certificates and keys and check that they match, that
+   * the control certificate names this gateway with the right EKUs and chains to
+   * control.ca (src/config/certificates.ts). Default true.
+   */
+  checkCertificates?: boolean;
 }
 
 // --- raw (validated YAML) shapes -----------------------------------------------------
@@ -194,9 +201,19 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
       [['control', 'cert'], cfg.control.cert],
       [['control', 'key'], cfg.control.key],
     ];
+    let filesOk = true;
     for (const [segs, p] of fields) {
       const problem = p === undefined ? null : fileProblem(p);
-      if (problem !== null) issues.push(doc.issue(segs, problem));
+      if (problem !== null) {
+        issues.push(doc.issue(segs, problem));
+        filesOk = false;
+      }
+    }
+    if (filesOk && issues.length === 0 && opts.checkCertificates !== false) {
+      const roles = cfg.peers.map((p) => isInitiator(cfg.identity, p.identity));
+      for (const pr of checkCertificates({ identity: cfg.identity, kme: cfg.kme, control: cfg.control, initiatorOfSome: roles.includes(true), responderOfSome: roles.includes(false) })) {
+        issues.push(doc.issue(pr.path, pr.message));
+      }
     }
   }
   if (issues.length > 0) throw new ConfigError(ErrorCodes.CONFIG_INVALID, doc.file, issues);

@@ -67,6 +67,8 @@ export interface LabOverrides {
   editB?: (yaml: string) => string;
   /** Do not start gw-a: the test starts it with restartA() (lab.a is unset until then). */
   deferA?: boolean;
+  /** Start gw-a without the config's certificate checks (to show what gw-b does with a bad gw-a certificate). */
+  uncheckedCertsA?: boolean;
   /** The clock of both gateways (e.g. a FastClock); default: the system clock. */
   clock?: Clock;
 }
@@ -172,7 +174,7 @@ export async function startLab(t: TestdirHost & { teardown(fn: () => unknown): v
   writeGwAConfig(lo, { ...addr, controlB: b.addresses.control!, dataB: proxy ? proxy.port : dataB });
   editFile(files.gwA, (y) => (o.editA ? o.editA(extraPolicy(y)) : extraPolicy(y)));
   const logA = new MemoryLogger();
-  const a = o.deferA ? (null as unknown as Gateway) : await Gateway.start(loadGatewayConfig(files.gwA), { logger: logA, clock: o.clock });
+  const a = o.deferA ? (null as unknown as Gateway) : await Gateway.start(loadGatewayConfig(files.gwA, { checkCertificates: !o.uncheckedCertsA }), { logger: logA, clock: o.clock });
   parts.a = () => lab.a;
   const lab: Lab = {
     sim, a, b, logA, logB, files, pki, servicePort: a?.addresses.services.web ?? 0, dataPort: dataB, target, accepted, targets, proxy,
@@ -185,7 +187,7 @@ export async function startLab(t: TestdirHost & { teardown(fn: () => unknown): v
       await lab.a?.stop();
       if (edit) editFile(files.gwA, edit);
       lab.logA.lines.length = 0;
-      lab.a = await Gateway.start(loadGatewayConfig(files.gwA), { logger: lab.logA, clock: o.clock });
+      lab.a = await Gateway.start(loadGatewayConfig(files.gwA, { checkCertificates: !o.uncheckedCertsA }), { logger: lab.logA, clock: o.clock });
       lab.servicePort = lab.a.addresses.services.web;
       return lab.a;
     },

@@ -7,31 +7,8 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 
-export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
-export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-export const IDENTITY_URI_PREFIX = 'urn:qkdgw:';
-
-/** SAN URI entries of a certificate, parsed from Node's comma-separated form. */
-export function sanUris(cert: X509Certificate): string[] {
-  const san = cert.subjectAltName;
-  if (!san) return [];
-  // Node quotes values that contain separators; such a value can never be a valid identity URI.
-  return san
-    .split(', ')
-    .filter((s) => s.startsWith('URI:'))
-    .map((s) => s.slice(4));
-}
-
-/** The identity named by the only `urn:qkdgw:` SAN URI, or an explanation of why there is none. */
-export function identityOf(cert: X509Certificate): { identity: string } | { error: string } {
-  const uris = sanUris(cert);
-  if (uris.length !== 1) return { error: `certificate must carry exactly one SAN URI, has ${uris.length}` };
-  const u = uris[0];
-  if (!u.startsWith(IDENTITY_URI_PREFIX)) return { error: `SAN URI ${JSON.stringify(u)} is not urn:qkdgw:<identity>` };
-  const id = u.slice(IDENTITY_URI_PREFIX.length);
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) return { error: 'SAN URI identity is not 1..64 of [A-Za-z0-9._-]' };
-  return { identity: id };
-}
+export { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, IDENTITY_URI_PREFIX, identityOf, sanUris } from '../../util/x509.js';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, identityOf } from '../../util/x509.js';
 
 /** base64 SHA-256 of the DER SubjectPublicKeyInfo. */
 export function spkiSha256(cert: X509Certificate): string {

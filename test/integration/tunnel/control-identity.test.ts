@@ -11,6 +11,7 @@ t.test('a gw-a control certificate with the wrong identity is refused by gw-b', 
   // gw-a reads its control certificate from these files; each variant overwrites them.
   const lab = await startLab(t, {
     deferA: true,
+    uncheckedCertsA: true,
     editA: (y) => y.replace(/(gw-gw-a)\.(pem|key)$/gm, 'gw-a-variant.$2'),
   });
   const pki = lab.pki;

@@ -110,7 +110,8 @@ t.test('BC-07: rotated SAE certificate, key and KME CA plus a new timeout, appli
   const wrongKey = (await pki.issue('qkd', { commonName: 'gw-a', extKeyUsage: ['clientAuth'] })).cert;
   writeFileSync(fileA, good);
   writeFileSync(pki.layout.saes['gw-a'].cert, wrongKey);
-  await t.rejects(a.reload(loadGatewayConfig(fileA)), { code: 'QKDGW_E_KMS_CONFIG' }, 'a certificate that does not match its key is refused');
+  t.throws(() => loadGatewayConfig(fileA), { code: 'QKDGW_E_CONFIG_INVALID', message: /kme\.key: this private key does not belong to kme\.cert/ }, 'a certificate that does not match its key is refused before reload');
+  await t.rejects(a.reload(loadGatewayConfig(fileA, { checkCertificates: false })), { code: 'QKDGW_E_KMS_CONFIG' }, 'and by the reload itself');
   t.equal(a.cfg, before);
   writeFileSync(fileA, '');
   t.throws(() => loadGatewayConfig(fileA), { code: 'QKDGW_E_CONFIG_EMPTY' }, 'a truncated file is refused before reload');
