@@ -30,11 +30,12 @@ export async function kmeSimCommand(argv: string[]): Promise<number> {
   }
   log.info({ event: 'kme_sim_started', kmes: sim.kmes.map((k) => ({ kme: k.kmeId, url: k.url })) }, 'KME simulator started');
   return await new Promise<number>((resolve) => {
-    const stop = (): void => {
+    const stop = (sig: string) => (): void => {
+      log.info({ event: 'kme_sim_stopping', signal: sig });
       sim.close().then(() => resolve(Exit.OK), () => resolve(Exit.FAILURE));
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop('SIGINT'));
+    process.once('SIGTERM', stop('SIGTERM'));
     process.on('SIGHUP', () => undefined);
   });
 }

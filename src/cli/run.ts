@@ -19,11 +19,22 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   let gw: Gateway;
   let log;
+  // Signals that arrive during start-up must not kill the process half-built: remember them.
+  let early: string | null = null;
+  const onEarly = (sig: string) => (): void => {
+    early ??= sig;
+  };
+  const earlyHandlers = { SIGINT: onEarly('SIGINT'), SIGTERM: onEarly('SIGTERM'), SIGHUP: onEarly('SIGHUP') };
+  for (const [sig, h] of Object.entries(earlyHandlers)) process.on(sig, h);
+  const dropEarly = (): void => {
+    for (const [sig, h] of Object.entries(earlyHandlers)) process.off(sig, h);
+  };
   try {
     const cfg = loadGatewayConfig(values.config);
     log = makeLogger({ level: cfg.log.level, name: `qkdgw:${cfg.identity}` });
     gw = await Gateway.start(cfg, { logger: log });
   } catch (e) {
+    dropEarly();
     const d = describeStartError(e);
     process.stderr.write(`qkdgw: ${d.message}\n`);
     log?.fatal({ event: 'start_failed', err: d.message });
@@ -48,6 +59,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    dropEarly();
+    if (early === 'SIGINT' || early === 'SIGTERM') stop(early);
     // SIGHUP: re-read the file; a bad file or an unsupported change keeps the old state (BC-07, BC-35c).
     let reloading: Promise<void> = Promise.resolve();
     process.on('SIGHUP', () => {

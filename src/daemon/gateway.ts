@@ -142,7 +142,7 @@ export class Gateway {
       clock: this.clock,
       logger: this.log.child({ component: 'kme' }),
     });
-    return new Etsi014KeySource(client, { clock: this.clock, logger: this.log.child({ component: 'kme' }) });
+    return new Etsi014KeySource(client, { clock: this.clock, logger: this.log });
   }
 
   #readControlTls(cfg: GatewayConfig): ControlTlsMaterial {
@@ -153,6 +153,9 @@ export class Gateway {
     const cfg = this.#cfg;
     assertSelfTest();
     this.log.info({ event: 'selftest_passed', backend: 'node' }, 'crypto self-test passed (AEAD backend: node:crypto)');
+    if (cfg.crypto.backend !== 'auto' && cfg.crypto.backend !== 'node') {
+      this.log.warn({ event: 'crypto_backend_unavailable', requested: cfg.crypto.backend, using: 'node' }, `crypto.backend ${cfg.crypto.backend} is not available in this release: using node:crypto`);
+    }
 
     this.#keySource = this.#makeKeySource(cfg);
     // Indirect, so a reload can swap the key source under running peers (BC-07).
@@ -182,6 +185,7 @@ export class Gateway {
       if (roleOf(cfg.identity, p.identity) === 'responder') responderPeers.set(p.identity, { runtime: rt, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs } });
       rt.log.info({ event: 'peer_configured', role: rt.role, policy: p.policy, qkd: pol.qkd, suites: pol.suites, rekey_after_ms: pol.rekeyAfterTimeMs, hard_limit_ms: pol.hardLimitTimeMs });
       if (pol.qkd === 'off') rt.log.warn({ event: 'qkd_off' }, 'QKD policy is off for this peer: epochs carry no QKD key (lab use only)');
+      if (pol.qkd === 'preferred') rt.log.warn({ event: 'qkd_preferred_unimplemented' }, "QKD policy 'preferred' is not implemented yet: this peer behaves as 'required' (no degraded epochs)");
     }
 
     const timers: CarrierTimers = timersOf(cfg.policies.default);

@@ -426,7 +426,8 @@ export class CarrierLink implements CarrierHandle {
     const c = this.#carrier;
     const t = setTimeout(() => c.destroy(), 2_000);
     t.unref();
-    this.#o.logger.debug({ event: 'carrier_reset', reason, flow: this.#flowHex(), bytes_in: this.bytesIn, bytes_out: this.bytesOut });
+    // Operators need to see flows that did not finish cleanly; the data port's rate limit bounds the volume.
+    this.#o.logger.info({ event: 'carrier_reset', side: this.#o.side, reason, flow: this.#flowHex(), bytes_in: this.bytesIn, bytes_out: this.bytesOut });
   }
 
   #cleanup(): void {

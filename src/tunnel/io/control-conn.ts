@@ -124,7 +124,7 @@ export class ControlConn {
     if (this.#closed) return;
     const now = this.#o.clock.now();
     if (now - this.#lastRecv >= this.#o.deadAfterMs) {
-      this.#o.logger.warn({ event: 'control_dead', conn: this.id, silent_ms: now - this.#lastRecv }, 'control peer silent: closing');
+      this.#o.logger.warn({ event: 'control_dead', conn: this.id, silent_ms: Math.round(now - this.#lastRecv) }, 'control peer silent: closing');
       this.close('liveness timeout');
       return;
     }

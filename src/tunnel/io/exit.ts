@@ -46,6 +46,7 @@ export class DataServer {
   readonly #links = new Set<CarrierLink>();
   readonly #rate = new Map<string, { second: number; count: number }>();
   port = 0;
+  #rateLogged = -1;
   readonly stats = { accepted: 0, rateLimited: 0, badPreamble: 0, unknownIndex: 0, preambleTimeouts: 0, replays: 0, flowsExhausted: 0, unknownService: 0 };
 
   constructor(o: DataServerOptions) {
@@ -75,6 +76,12 @@ export class DataServer {
     sock.on('error', () => undefined);
     if (!this.#rateOk(sock.remoteAddress ?? '?')) {
       this.stats.rateLimited++;
+      // One line per second at most: the limit exists because something floods us.
+      const second = Math.floor(this.#o.clock.now() / 1000);
+      if (second !== this.#rateLogged) {
+        this.#rateLogged = second;
+        this.#o.logger.warn({ event: 'carrier_rate_limited', remote: sock.remoteAddress, limit_per_s: this.#o.maxNewConnectionsPerSource, total: this.stats.rateLimited });
+      }
       sock.destroy();
       return;
     }

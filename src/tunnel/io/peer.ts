@@ -75,6 +75,7 @@ export class PeerRuntime {
       return;
     }
     this.#conns.set(conn.id, conn);
+    this.log.info({ event: 'control_attached', conn: conn.id, remote: conn.remote });
     conn.start({
       message: (c, msg) => this.#feed({ type: 'message', conn: c.id, msg }),
       malformed: (c, reason) => this.#feed({ type: 'malformed', conn: c.id, reason }),
