@@ -31,12 +31,19 @@ export interface ControlServerOptions {
   logger: Logger;
   /** A connection must finish TLS within this, ms (default 10 000). */
   handshakeTimeoutMs?: number;
+  /** New TCP connections per second and source address (default 20). */
+  maxNewConnectionsPerSource?: number;
+  /** Connections still in their TLS handshake, all sources together (default 256). */
+  maxPendingHandshakes?: number;
 }
 
 export class ControlServer {
   readonly #o: ControlServerOptions;
   #server: Server | null = null;
   readonly rejected = new Map<string, number>();
+  readonly #rate = new Map<string, { second: number; count: number }>();
+  #pending = 0;
+  readonly #handshakeDone = new WeakMap<object, () => void>();
 
   constructor(o: ControlServerOptions) {
     this.#o = o;
@@ -56,7 +63,39 @@ export class ControlServer {
       // A peer that never completes TLS must not hold a socket (Node's default is 120 s).
       handshakeTimeout: this.#o.handshakeTimeoutMs ?? 10_000,
     });
-    server.on('secureConnection', (s) => this.#accept(s));
+    // Before TLS: bound what one source can make us hold (a flood must not exhaust descriptors).
+    server.on('connection', (raw: import('node:net').Socket) => {
+      const addr = raw.remoteAddress ?? '?';
+      const second = Math.floor(this.#o.clock.now() / 1000);
+      const r = this.#rate.get(addr);
+      if (!r || r.second !== second) {
+        if (this.#rate.size > 10_000) this.#rate.clear();
+        this.#rate.set(addr, { second, count: 1 });
+      } else if (++r.count > (this.#o.maxNewConnectionsPerSource ?? 20)) {
+        this.rejected.set('rate_limited', (this.rejected.get('rate_limited') ?? 0) + 1);
+        raw.destroy();
+        return;
+      }
+      if (this.#pending >= (this.#o.maxPendingHandshakes ?? 256)) {
+        this.rejected.set('too_many_handshakes', (this.rejected.get('too_many_handshakes') ?? 0) + 1);
+        raw.destroy();
+        return;
+      }
+      this.#pending++;
+      let counted = true;
+      const done = (): void => {
+        if (counted) this.#pending--;
+        counted = false;
+      };
+      raw.once('close', done);
+      // secureConnection fires on the TLSSocket wrapping this one; the handshake is over then.
+      this.#handshakeDone.set(raw, done);
+    });
+    server.on('secureConnection', (s) => {
+      const raw = (s as unknown as { _parent?: object })._parent;
+      if (raw) this.#handshakeDone.get(raw)?.();
+      this.#accept(s);
+    });
     // Node emits this on a handshake timeout without closing the socket: #reject closes it.
     server.on('tlsClientError', (e, socket) => this.#reject('tls', `TLS handshake failed: ${e.message}`, socket));
     this.#server = server;
