@@ -18,10 +18,17 @@ usage:
   qkdgw check-config [--kme-sim] FILE
   qkdgw selftest                     crypto known-answer tests
   qkdgw demo [--keep]                the whole system on 127.0.0.1
+  qkdgw --version
+
+Every command also takes --help. Exit status: 0 ok, 1 failure, 64 usage, 78 configuration.
 `;
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(USAGE);
+    return Exit.OK;
+  }
   try {
     switch (cmd) {
       case 'run':
@@ -36,6 +43,13 @@ export async function main(argv: string[]): Promise<number> {
         return await selftestCommand();
       case 'demo':
         return await demoCommand(rest);
+      case '--version':
+      case 'version': {
+        const { createRequire } = await import('node:module');
+        const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+        process.stdout.write(`qkdgw ${pkg.version} (node ${process.version})\n`);
+        return Exit.OK;
+      }
       case undefined:
       case '-h':
       case '--help':

@@ -53,7 +53,7 @@ export async function writeNewFile(path: string, data: string, mode: number, for
     fh = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const msg = code === 'EEXIST' ? `${path} already exists; pass force to overwrite it` : `cannot create ${path}`;
+    const msg = code === 'EEXIST' ? `${path} already exists; use --force (qkdgw pki init) to overwrite it` : `cannot create ${path}`;
     throw new QkdgwError(ErrorCodes.PKI, msg, { path }, { cause: e });
   }
   try {

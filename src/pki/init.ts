@@ -147,7 +147,7 @@ export async function initPki(opts: InitPkiOptions): Promise<PkiLayout> {
     for (const p of allPairs(layout)) {
       for (const file of [p.cert, p.key]) {
         if (await pathExists(file)) {
-          throw new QkdgwError(ErrorCodes.PKI, `${file} already exists; pass force to overwrite the PKI`, { path: file });
+          throw new QkdgwError(ErrorCodes.PKI, `${file} already exists; use --force (qkdgw pki init) to overwrite the PKI`, { path: file });
         }
       }
     }

@@ -39,3 +39,12 @@ t.test('selftest passes', async (t) => {
   t.equal(r.status, 0);
   t.match(r.stdout, /^ok\s+AES-256-GCM/m);
 });
+
+t.test('--help and --version', async (t) => {
+  const h = run('run', '--help');
+  t.equal(h.status, 0);
+  t.match(h.stdout, /qkdgw run --config FILE/);
+  const v = run('--version');
+  t.equal(v.status, 0);
+  t.match(v.stdout, /^qkdgw \d+\.\d+\.\d+/);
+});
