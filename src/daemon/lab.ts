@@ -144,15 +144,7 @@ ${policy(o)}`;
   return f;
 }
 
-export interface LabPorts {
-  kmeA: number;
-  kmeB: number;
-  controlB: number;
-  dataB: number;
-  service: number;
-}
-
-/** Ports the OS reports free right now. Racy when other labs start at the same time: prefer port 0 and the steps above. */
+/** Ports the OS reports free right now (e.g. a port known to refuse). Racy as a way to pick listen ports: labs bind port 0. */
 export async function freePorts(n: number): Promise<number[]> {
   const { createServer } = await import('node:net');
   const servers = await Promise.all(
@@ -165,13 +157,4 @@ export async function freePorts(n: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
-}
-
-/** All three files at once with fixed ports (in-process tests that start listeners themselves). */
-export function writeLabConfigs(o: LabOptions & { ports: LabPorts }): LabFiles {
-  const a: LabAddresses = { kmeAUrl: `https://127.0.0.1:${o.ports.kmeA}/api/v1`, kmeBUrl: `https://127.0.0.1:${o.ports.kmeB}/api/v1`, controlB: o.ports.controlB, dataB: o.ports.dataB };
-  writeSimConfig(o, o.ports);
-  writeGwBConfig(o, a, { control: o.ports.controlB, data: o.ports.dataB });
-  writeGwAConfig(o, a, o.ports.service);
-  return labFiles(o.dir);
 }
