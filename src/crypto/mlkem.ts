@@ -46,7 +46,12 @@ export function mlkemEncapsulate(ek: Uint8Array): { ct: Buffer; ss: Buffer } {
 export function mlkemDecapsulate(ct: Uint8Array, dk: Uint8Array): Buffer {
   if (ct.length !== MLKEM768_CT_LEN) throw new QkdgwError(ErrorCodes.MLKEM_BAD_CIPHERTEXT, `ML-KEM-768 ciphertext must be 1088 bytes, got ${ct.length}`);
   if (dk.length !== MLKEM768_DK_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `ML-KEM-768 decapsulation key must be 2400 bytes, got ${dk.length}`);
-  return toBuf(ml_kem768.decapsulate(ct, dk));
+  try {
+    return toBuf(ml_kem768.decapsulate(ct, dk));
+  } catch (cause) {
+    // FIPS 203 s7.3: noble checks H(ek) inside dk; only a corrupted own key fails it.
+    throw new QkdgwError(ErrorCodes.MLKEM_BAD_KEY, 'ML-KEM-768 decapsulation key fails the FIPS 203 hash check', undefined, { cause });
+  }
 }
 
 /** The modulus check alone (INIT validation, protocol.md s3.4); true when `ek` is a valid key. */
