@@ -12,7 +12,7 @@ import { isQkdgwError } from '../../errors.js';
 import { SecretBytes } from '../../util/secret.js';
 import { compareBytes } from '../../util/bytes.js';
 import type { Alert, AlertCode, ControlMessage, Hello, Init, RekeyReason, Resp } from './wire/control.js';
-import { isKeyIdString } from './wire/control.js';
+import { isFatalAlert, isKeyIdString } from './wire/control.js';
 import { Spec } from './constants.js';
 import { Epoch, EpochSlots, type Role } from './epochs.js';
 import { checkConfirm, finishInitiator, initPublicValuesValid, InitiatorPending, respond, type HandshakeContext } from './handshake.js';
@@ -113,7 +113,6 @@ interface ResponderFlight {
   deadline: number;
 }
 
-const ALERT_FATAL: ReadonlySet<AlertCode> = new Set<AlertCode>(['unsupported', 'bad_message', 'unexpected_message', 'bad_version', 'bad_identity', 'no_common_suite', 'bad_epoch', 'internal']);
 
 /** Which gateway of a pair is the initiator (protocol.md s1): the byte-wise smaller identity. */
 export function roleOf(selfId: string, peerId: string): Role {
@@ -418,7 +417,8 @@ export class PeerSession {
   }
 
   #onAlert(c: Conn, a: Alert, now: number, out: SessionAction[]): void {
-    const fatal = ALERT_FATAL.has(a.code) || (a.code === 'bad_tag' && this.role === 'initiator');
+    // A bad_tag received by the initiator was sent by the responder: it concerns tag_I.
+    const fatal = isFatalAlert(a.code, { concernsTagI: this.role === 'initiator' });
     out.push({ type: 'log', level: 'warn', event: 'alert_received', fields: { code: a.code, epoch: a.epoch, message: a.message, fatal } });
     if (a.code === 'bad_epoch' && a.epoch !== undefined) this.#see(a.epoch);
     if (fatal) {
