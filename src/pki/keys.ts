@@ -7,9 +7,10 @@
  * the libuv thread pool, so several run in parallel) and only then handed to forge;
  * forge's pure-JavaScript generator would take seconds per key.
  */
-import { createHash, generateKeyPair, X509Certificate } from 'node:crypto';
+import { generateKeyPair, X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import { ErrorCodes, QkdgwError } from '../errors.js';
+import { spkiSha256Of } from '../util/x509.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -53,6 +54,5 @@ export function spkiSha256(certPem: string): string {
   } catch (e) {
     throw new QkdgwError(ErrorCodes.CERT, 'cannot parse certificate to compute its SPKI SHA-256', undefined, { cause: e });
   }
-  const der = x509.publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('base64');
+  return spkiSha256Of(x509);
 }

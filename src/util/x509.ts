@@ -1,7 +1,7 @@
 /**
  * Small X.509 readers shared by the config checks and the control channel (node:crypto).
  */
-import type { X509Certificate } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
 
 export const IDENTITY_URI_PREFIX = 'urn:qkdgw:';
 export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -27,4 +27,9 @@ export function identityOf(cert: X509Certificate): { identity: string } | { erro
   const id = u.slice(IDENTITY_URI_PREFIX.length);
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) return { error: 'SAN URI identity is not 1..64 of [A-Za-z0-9._-]' };
   return { identity: id };
+}
+
+/** base64 SHA-256 of the DER SubjectPublicKeyInfo (RFC 7469 style; the pins of protocol.md s2 and etsi014.md A4). */
+export function spkiSha256Of(cert: X509Certificate): string {
+  return createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
 }

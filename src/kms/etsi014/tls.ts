@@ -10,7 +10,8 @@
  *   an SPKI SHA-256 pin. TLS session resumption is disabled so both checks run on every
  *   connection (Node skips checkServerIdentity on a resumed session).
  */
-import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { spkiSha256Of } from '../../util/x509.js';
 import { isIP } from 'node:net';
 import tls, { type PeerCertificate, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
@@ -93,8 +94,7 @@ export function parseSpkiPin(pin: string): Buffer {
 
 /** base64 SHA-256 of the DER SubjectPublicKeyInfo of a certificate (PEM, DER or a PeerCertificate). */
 export function spkiSha256(cert: string | Buffer): string {
-  const spki = new X509Certificate(cert).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(spki).digest('base64');
+  return spkiSha256Of(new X509Certificate(cert));
 }
 
 /** Strips IPv6 brackets from a URL hostname. */
@@ -113,9 +113,7 @@ export function kmeIdentityCheck(expected: string, pin: Buffer | undefined) {
     const err = tls.checkServerIdentity(expected, cert);
     if (err) return err;
     if (pin) {
-      const got = createHash('sha256')
-        .update(new X509Certificate(cert.raw).publicKey.export({ type: 'spki', format: 'der' }))
-        .digest();
+      const got = Buffer.from(spkiSha256Of(new X509Certificate(cert.raw)), 'base64');
       if (!got.equals(pin)) {
         return Object.assign(new Error('KME certificate SPKI pin mismatch'), { code: PIN_MISMATCH_CODE });
       }

@@ -4,17 +4,14 @@
  * peer), an EKU that includes clientAuth (peer is initiator) or serverAuth (peer is
  * responder), and, in pin mode, the SHA-256 of the certificate's SPKI.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 
 export { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, IDENTITY_URI_PREFIX, identityOf, sanUris } from '../../util/x509.js';
-import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, identityOf } from '../../util/x509.js';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, identityOf, spkiSha256Of } from '../../util/x509.js';
 
 /** base64 SHA-256 of the DER SubjectPublicKeyInfo. */
-export function spkiSha256(cert: X509Certificate): string {
-  const der = cert.publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('base64');
-}
+export const spkiSha256 = spkiSha256Of;
 
 /** Normalises a pin as written in config (`sha256:BASE64` or bare base64). */
 export function normalisePin(pin: string): string {
