@@ -64,8 +64,8 @@ async function bench(o: BenchOptions): Promise<void> {
     });
     const first = lab.gwA.events('epoch_switch')[0];
     const suite = suiteInfo(Number(first?.suite ?? 1));
-    const backend = String(lab.gwA.events('selftest_passed')[0]?.backend ?? 'unknown');
-    const aead = suite.id === 1 ? 'node:crypto AES-256-GCM' : `XChaCha20-Poly1305 (@stablelib)`;
+    const backend = String(lab.gwA.events('crypto_backend')[0]?.backend ?? 'unknown');
+    const aead = suite.id === 1 ? `AES-256-GCM on the ${backend} backend` : `XChaCha20-Poly1305 (@stablelib)`;
     say(`  AEAD: ${aead} (suite ${suite.id} ${suite.name}; gateway crypto backend "${backend}")`);
     say(`  lab: kme-sim pid ${lab.sim.proc.pid}, gw-b pid ${lab.gwB.proc.pid}, gw-a pid ${lab.gwA.proc.pid} (service on 127.0.0.1:${lab.servicePort}); target 127.0.0.1:${target.port} in this process`);
     say(`  rekey_after_time ${o.rekey} (rekey_jitter ${o.rekeyJitter}, hard_limit_time ${o.hardLimit})`);

@@ -16,7 +16,7 @@ usage:
   qkdgw kme-sim --config FILE        run the ETSI GS QKD 014 KME simulator pair
   qkdgw pki init --out DIR --gateways ID,ID --kmes ID,ID [--force]
   qkdgw check-config [--kme-sim] FILE
-  qkdgw selftest                     crypto known-answer tests
+  qkdgw selftest [--backend B] [--json]  crypto known-answer tests, AEAD backends and the choice
   qkdgw demo [--keep]                the whole system on 127.0.0.1
   qkdgw --version
 
@@ -40,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'check-config':
         return await checkConfigCommand(rest);
       case 'selftest':
-        return await selftestCommand();
+        return await selftestCommand(rest);
       case 'demo':
         return await demoCommand(rest);
       case '--version':

@@ -16,14 +16,34 @@ export interface Aead {
    */
   seal(nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer;
   /**
-   * Verifies and decrypts ciphertext || tag. Returns the plaintext, or null when the
-   * tag does not verify or the input is shorter than 16 bytes; never returns partial
-   * plaintext (field report BC-15).
+   * Verifies and decrypts ciphertext || tag. Returns the plaintext (sealed.length - 16
+   * bytes; written into `out` when given), or null when the tag does not verify or the
+   * input is shorter than 16 bytes (a truncated tag never verifies). Never returns or
+   * leaves partial plaintext (field report BC-15): on failure `out` holds none.
    */
-  open(nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Buffer | null;
+  open(nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer | null;
   /** Drops the key (best effort zeroization; node:crypto keeps an internal copy). */
   destroy(): void;
 }
 
 /** Makes an Aead bound to a 32-byte key. Throws CRYPTO_LENGTH on a wrong key length. */
 export type AeadFactory = (key: Uint8Array) => Aead;
+
+/**
+ * Many records under consecutive counters in one call (protocol.md s5 nonces: record i
+ * uses iv XOR (counter + i)). `layout` holds 5 uint32 words per record: srcOff, len,
+ * aadOff, aadLen, dstOff (bytes). Seal writes len + 16 bytes at dstOff; open reads a
+ * sealed record of len bytes and writes len - 16. Bounds are checked before any record
+ * is processed (CRYPTO_LENGTH); dst may equal src exactly but must not partly overlap.
+ */
+export interface BatchAead {
+  /** Returns the number of records sealed. */
+  sealBatch(iv: Uint8Array, counter: number, src: Uint8Array, aad: Uint8Array, dst: Uint8Array, layout: Uint32Array): number;
+  /** status[i] = 1 when record i verified, else 0 (its output wiped); returns how many failed. */
+  openBatch(iv: Uint8Array, counter: number, src: Uint8Array, aad: Uint8Array, dst: Uint8Array, layout: Uint32Array, status: Uint8Array): number;
+}
+
+/** True when `a` seals and opens batches natively. */
+export function isBatchAead(a: Aead): a is Aead & BatchAead {
+  return typeof (a as Partial<BatchAead>).sealBatch === 'function' && typeof (a as Partial<BatchAead>).openBatch === 'function';
+}

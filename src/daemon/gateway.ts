@@ -6,6 +6,9 @@
 import { readFileSync } from 'node:fs';
 import type { GatewayConfig, Policy } from '../config/gateway.js';
 import { assertSelfTest } from '../crypto/selftest.js';
+import type { BackendChoice } from '../crypto/backend.js';
+import { carrierCryptoFor, defaultCarrierCrypto, type CarrierCrypto } from '../tunnel/core/carrier.js';
+import { chooseCryptoBackend } from './crypto-backend.js';
 import { Etsi014Client } from '../kms/etsi014/client.js';
 import { Etsi014KeySource } from '../kms/key-source.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -29,6 +32,8 @@ function timersOf(p: Policy): CarrierTimers {
 export interface GatewayDeps {
   logger: Logger;
   clock?: Clock;
+  /** Read for QKDGW_NATIVE / QKDGW_NATIVE_ADDON (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Where the gateway listens once started (ports resolved when 0 was configured). */
@@ -101,11 +106,16 @@ export class Gateway {
   #dataServer: DataServer | null = null;
   #services: ServiceListener[] = [];
   #byIndex = new Map<number, DataPeer>();
+  readonly #env: NodeJS.ProcessEnv;
+  #carrierCrypto: CarrierCrypto = defaultCarrierCrypto;
+  /** The AES-256-GCM backend in use and why (set by start). */
+  crypto: BackendChoice | null = null;
 
   private constructor(cfg: GatewayConfig, deps: GatewayDeps) {
     this.#cfg = cfg;
     this.log = deps.logger;
     this.clock = deps.clock ?? systemClock;
+    this.#env = deps.env ?? process.env;
   }
 
   /**
@@ -151,11 +161,16 @@ export class Gateway {
 
   async #start(): Promise<void> {
     const cfg = this.#cfg;
-    assertSelfTest();
-    this.log.info({ event: 'selftest_passed', backend: 'node' }, 'crypto self-test passed (AEAD backend: node:crypto)');
-    if (cfg.crypto.backend !== 'auto' && cfg.crypto.backend !== 'node') {
-      this.log.warn({ event: 'crypto_backend_unavailable', requested: cfg.crypto.backend, using: 'node' }, `crypto.backend ${cfg.crypto.backend} is not available in this release: using node:crypto`);
+    const choice = chooseCryptoBackend(cfg.crypto.backend, this.#env);
+    for (const r of choice.reports) {
+      if (!r.available) this.log.info({ event: 'crypto_backend_unavailable', backend: r.name, reason: r.detail }, `AES-256-GCM backend ${r.name} unavailable: ${r.detail}`);
+      else if (r.selftestFailures?.length) this.log.error({ event: 'crypto_backend_selftest_failed', backend: r.name, failed: r.selftestFailures }, `AES-256-GCM backend ${r.name} failed its self-test`);
     }
+    assertSelfTest(choice.backend);
+    this.crypto = choice;
+    this.#carrierCrypto = carrierCryptoFor(choice.backend);
+    this.log.info({ event: 'selftest_passed', backend: choice.backend.name }, `crypto self-test passed (AEAD backend: ${choice.backend.name})`);
+    this.log.info({ event: 'crypto_backend', backend: choice.backend.name, requested: choice.requested, why: choice.why }, choice.why);
 
     this.#keySource = this.#makeKeySource(cfg);
     // Indirect, so a reload can swap the key source under running peers (BC-07).
@@ -177,6 +192,7 @@ export class Gateway {
         clock: this.clock,
         logger: this.log,
         holdMs: pol.holdMs,
+        carrierCrypto: this.#carrierCrypto,
       });
       this.peers.set(p.identity, rt);
       const exports = new Map(cfg.exports.filter((x) => x.peers.includes(p.identity)).map((x) => [x.name, x.target] as const));

@@ -44,7 +44,7 @@ class NodeGcm implements Aead {
     return dst;
   }
 
-  open(nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Buffer | null {
+  open(nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer | null {
     if (nonce.length !== NONCE_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `AES-GCM nonce must be 12 bytes, got ${nonce.length}`);
     if (sealed.length < TAG_LEN) return null;
     const ctLen = sealed.length - TAG_LEN;
@@ -59,7 +59,11 @@ class NodeGcm implements Aead {
       pt.fill(0);
       return null;
     }
-    return pt;
+    if (!out) return pt;
+    if (out.length < pt.length) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'output buffer too small');
+    pt.copy(out);
+    pt.fill(0);
+    return out.subarray(0, pt.length);
   }
 
   destroy(): void {

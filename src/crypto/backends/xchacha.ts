@@ -29,6 +29,7 @@ class XChaCha implements Aead {
     if (nonce.length !== NONCE_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `XChaCha20 nonce must be 24 bytes, got ${nonce.length}`);
     const sealed = this.#a().seal(nonce, plaintext, aad);
     if (out) {
+      if (out.length < sealed.length) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'output buffer too small');
       const dst = out.subarray(0, sealed.length);
       dst.set(sealed);
       return dst;
@@ -36,11 +37,17 @@ class XChaCha implements Aead {
     return Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
   }
 
-  open(nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Buffer | null {
+  open(nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer | null {
     if (nonce.length !== NONCE_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `XChaCha20 nonce must be 24 bytes, got ${nonce.length}`);
     if (sealed.length < TAG_LEN) return null;
     const pt = this.#a().open(nonce, sealed, aad);
-    return pt ? Buffer.from(pt.buffer, pt.byteOffset, pt.byteLength) : null;
+    if (!pt) return null;
+    if (!out) return Buffer.from(pt.buffer, pt.byteOffset, pt.byteLength);
+    if (out.length < pt.length) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'output buffer too small');
+    const dst = out.subarray(0, pt.length);
+    dst.set(pt);
+    pt.fill(0);
+    return dst;
   }
 
   destroy(): void {

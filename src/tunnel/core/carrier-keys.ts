@@ -7,7 +7,7 @@ import type { Aead, AeadFactory } from '../../crypto/aead.js';
 import type { SuiteId } from '../../crypto/suites.js';
 import { ErrorCodes, QkdgwError } from '../../errors.js';
 import { SecretBytes } from '../../util/secret.js';
-import { nonce } from './nonce.js';
+import { nonce } from '../../crypto/nonce.js';
 
 /** The crypto a carrier needs, injected so that tests and the daemon pick the backends. */
 export interface CarrierCrypto {

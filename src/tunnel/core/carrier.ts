@@ -15,7 +15,7 @@
  * wiped.
  */
 import type { SuiteId } from '../../crypto/suites.js';
-import { suiteInfo } from '../../crypto/suites.js';
+import { aeadForSuite, NODE_BACKEND, type CryptoBackend } from '../../crypto/backend.js';
 import { deriveFlowKeys } from '../../kdf/flow.js';
 import { ErrorCodes, QkdgwError } from '../../errors.js';
 import type { SecretBytes } from '../../util/secret.js';
@@ -78,11 +78,16 @@ export interface CarrierOptions {
   crypto?: CarrierCrypto;
 }
 
-/** The suite registry's AEAD factories and QGW-KDF-1 flow derivation. */
-export const defaultCarrierCrypto: CarrierCrypto = {
-  aeadFor: (suite) => suiteInfo(suite).aead,
-  deriveFlowKeys: (flowSecret, flowId, suite) => deriveFlowKeys(flowSecret, flowId, suite),
-};
+/** Carrier crypto on `backend` (suite 1) and XChaCha20-Poly1305 (suite 2), QGW-KDF-1 flow keys. */
+export function carrierCryptoFor(backend: CryptoBackend): CarrierCrypto {
+  return {
+    aeadFor: (suite) => aeadForSuite(suite, backend),
+    deriveFlowKeys: (flowSecret, flowId, suite) => deriveFlowKeys(flowSecret, flowId, suite),
+  };
+}
+
+/** Carrier crypto on the node:crypto backend (tests and tools; the daemon passes its chosen backend). */
+export const defaultCarrierCrypto: CarrierCrypto = carrierCryptoFor(NODE_BACKEND);
 
 /** protocol.md s5.1: a service name is 1..255 bytes of [A-Za-z0-9._-]. */
 export const SERVICE_NAME_RE = /^[A-Za-z0-9._-]{1,255}$/;

@@ -97,6 +97,7 @@ export class CarrierLink implements CarrierHandle {
     this.cs = new CarrierSession({
       side: o.side,
       flowId: o.flowId,
+      crypto: this.#rt.carrierCrypto,
       recvLookup: (low32, purpose) => {
         const e = purpose === 'open' ? this.#rt.newCarrierEpoch(low32) : this.#rt.carrierEpoch(low32, this.#pinned());
         return e ? { epoch: e.n, suite: e.suite, flowSecret: e.flowRecv } : null;

@@ -12,6 +12,7 @@ import { PeerSession, type SessionAction, type SessionEvent, type SessionOptions
 import type { Epoch } from '../core/epochs.js';
 import type { RekeyReason } from '../core/wire/control.js';
 import { ControlConn } from './control-conn.js';
+import { defaultCarrierCrypto, type CarrierCrypto } from '../core/carrier.js';
 
 /** Where QKD keys come from (the daemon adapts its ETSI 014 KeySource to this). */
 export interface QkdKeyProvider {
@@ -36,6 +37,8 @@ export interface PeerRuntimeOptions {
   logger: Logger;
   /** How long new client connections wait for an epoch before they are reset (protocol.md s4 hold). */
   holdMs: number;
+  /** AEAD backends and flow-key derivation for this peer's carriers (default: node:crypto). */
+  carrierCrypto?: CarrierCrypto;
 }
 
 export class PeerRuntime {
@@ -60,6 +63,11 @@ export class PeerRuntime {
     this.peerId = o.session.peerId;
     this.log = o.logger.child({ peer: this.peerId });
     this.#holdSince = o.clock.now();
+  }
+
+  /** What this peer's carriers seal and open with. */
+  get carrierCrypto(): CarrierCrypto {
+    return this.#o.carrierCrypto ?? defaultCarrierCrypto;
   }
 
   get role(): 'initiator' | 'responder' {

@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { CarrierSession, type CarrierCrypto, type CarrierSide, type RecvEpochLookup, type SendEpoch } from '../../../src/tunnel/core/carrier.js';
 import { defaultCarrierCrypto } from '../../../src/tunnel/core/carrier.js';
 import { encodeRecordHeader, type CarrierRecordType, type RecordHeader } from '../../../src/tunnel/core/wire/record.js';
-import { nonce } from '../../../src/tunnel/core/nonce.js';
-import { suiteInfo, type SuiteId } from '../../../src/crypto/suites.js';
+import { nonce } from '../../../src/crypto/nonce.js';
+import type { SuiteId } from '../../../src/crypto/suites.js';
+import { aeadForSuite, NODE_BACKEND } from '../../../src/crypto/backend.js';
 import { deriveFlowKeys } from '../../../src/kdf/flow.js';
 import { SecretBytes } from '../../../src/util/secret.js';
 
@@ -55,7 +56,7 @@ export class Bench {
   forge(from: CarrierSide, type: CarrierRecordType, epoch: number, counter: number, pt: Uint8Array): { header: RecordHeader; body: Buffer } {
     const e = this.epochs.get(epoch)!;
     const { key, iv } = deriveFlowKeys(from === 'entry' ? e.entryOut : e.exitOut, this.flowId, e.suite);
-    const aead = suiteInfo(e.suite).aead(key.expose());
+    const aead = aeadForSuite(e.suite, NODE_BACKEND)(key.expose());
     const header: RecordHeader = { type, epochLow32: epoch >>> 0, counter, ctLen: pt.length + 16 };
     const body = aead.seal(nonce(iv, counter), pt, encodeRecordHeader(header));
     aead.destroy();

@@ -1,6 +1,6 @@
 // protocol.md s5: nonce = iv XOR (zeros || u64 counter) in the last 8 bytes; s3.5 vector row.
 import t from 'tap';
-import { nonce } from '../../../src/tunnel/core/nonce.js';
+import { nonce } from '../../../src/crypto/nonce.js';
 import { isQkdgwError, ErrorCodes } from '../../../src/errors.js';
 import { caught } from './helpers.js';
 

@@ -3,7 +3,7 @@
  * `nonce = iv XOR (zeros(len(iv) - 8) || u64 counter)`, the big-endian counter XORed into
  * the last 8 bytes of the 12- or 24-byte IV.
  */
-import { ErrorCodes, QkdgwError } from '../../errors.js';
+import { ErrorCodes, QkdgwError } from '../errors.js';
 
 const COUNTER_BYTES = 8;
 
