@@ -46,6 +46,8 @@ static void gcm_release(gcm_ctx *c) {
 }
 
 static void gcm_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
   gcm_ctx *c = (gcm_ctx *)data;
   gcm_release(c);
   OPENSSL_cleanse(c, sizeof *c);

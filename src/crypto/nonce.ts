@@ -21,7 +21,7 @@ export function nonce(iv: Uint8Array, counter: number, out?: Buffer): Buffer {
   if (out) {
     if (out.length < n) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'nonce output buffer too small');
     if (out.buffer === iv.buffer && out.byteOffset === iv.byteOffset) throw new QkdgwError(ErrorCodes.INTERNAL, 'nonce output must not be the IV');
-    dst = out.subarray(0, n);
+    dst = out.length === n ? out : out.subarray(0, n);
     dst.set(iv);
   } else {
     dst = Buffer.from(iv);

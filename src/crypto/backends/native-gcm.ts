@@ -36,7 +36,8 @@ class NativeGcm implements Aead, BatchAead {
   seal(nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer {
     if (nonce.length !== NONCE_LEN) throw lengthError(`AES-GCM nonce must be 12 bytes, got ${nonce.length}`);
     const total = plaintext.length + TAG_LEN;
-    const dst = out ? out.subarray(0, total) : Buffer.allocUnsafe(total);
+    // An exact-size `out` is used as is: no view object is allocated per record.
+    const dst = out ? (out.length === total ? out : out.subarray(0, total)) : Buffer.allocUnsafe(total);
     if (dst.length < total) throw lengthError('output buffer too small');
     this.#n.gcmSeal(this.#c(), nonce, plaintext, aad, dst);
     return dst;
@@ -46,7 +47,7 @@ class NativeGcm implements Aead, BatchAead {
     if (nonce.length !== NONCE_LEN) throw lengthError(`AES-GCM nonce must be 12 bytes, got ${nonce.length}`);
     if (sealed.length < TAG_LEN) return null;
     const len = sealed.length - TAG_LEN;
-    const dst = out ? out.subarray(0, len) : Buffer.allocUnsafe(len);
+    const dst = out ? (out.length === len ? out : out.subarray(0, len)) : Buffer.allocUnsafe(len);
     if (dst.length < len) throw lengthError('output buffer too small');
     return this.#n.gcmOpen(this.#c(), nonce, sealed, aad, dst) === len ? dst : null;
   }
