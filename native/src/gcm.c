@@ -230,6 +230,61 @@ static napi_value gcm_open(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/*
+ * gcmSealAt(ctx, iv(12), counter, plaintext, aad, out) -> plaintext.length + 16
+ * gcmOpenAt(ctx, iv(12), counter, sealed, aad, out) -> plaintext length, or -1
+ * One record under nonce iv XOR counter (protocol.md s5): a batch of one without the
+ * layout, so the per-record path computes no nonce in JavaScript.
+ */
+static napi_value gcm_one_at(napi_env env, napi_callback_info info, int seal) {
+  size_t argc = 6;
+  napi_value argv[6];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 6) THROW_TYPE(env, "gcmSealAt/gcmOpenAt(ctx, iv, counter, input, aad, out) take 6 arguments");
+  gcm_ctx *c = get_ctx(env, argv[0]);
+  if (!c) return NULL;
+  qkdgw_bytes iv, in, aad, out;
+  uint64_t counter;
+  if (!qkdgw_get_bytes(env, argv[1], &iv, "iv") || !qkdgw_get_safe_uint(env, argv[2], &counter, "counter") ||
+      !qkdgw_get_bytes(env, argv[3], &in, "input") || !qkdgw_get_bytes(env, argv[4], &aad, "aad") ||
+      !qkdgw_get_bytes(env, argv[5], &out, "out"))
+    return NULL;
+  if (iv.len != NONCE_LEN) THROW_RANGE(env, "AES-GCM IV must be 12 bytes");
+  if (in.len > MAX_RECORD || aad.len > MAX_RECORD) THROW_RANGE(env, "record or AAD longer than 2^30 bytes");
+  uint8_t nonce[NONCE_LEN];
+  napi_value r;
+  if (seal) {
+    if (out.len < in.len + TAG_LEN) THROW_RANGE(env, "output buffer too small");
+    if (bad_alias(in.data, in.len, out.data, in.len + TAG_LEN)) THROW_RANGE(env, "output overlaps the plaintext without starting at it");
+    nonce_for(nonce, iv.data, counter);
+    if (!seal_one(c->seal, nonce, in.data, in.len, aad.data, aad.len, out.data)) {
+      napi_throw_error(env, "QKDGW_E_INTERNAL", "EVP AES-256-GCM seal failed");
+      return NULL;
+    }
+    NAPI_CALL(env, napi_create_uint32(env, (uint32_t)(in.len + TAG_LEN), &r));
+    return r;
+  }
+  if (in.len < TAG_LEN) {
+    NAPI_CALL(env, napi_create_int32(env, -1, &r));
+    return r;
+  }
+  size_t ct_len = in.len - TAG_LEN;
+  if (out.len < ct_len) THROW_RANGE(env, "output buffer too small");
+  if (bad_alias(in.data, in.len, out.data, ct_len)) THROW_RANGE(env, "output overlaps the input without starting at it");
+  nonce_for(nonce, iv.data, counter);
+  int ok = open_one(c->open, nonce, in.data, in.len, aad.data, aad.len, out.data);
+  NAPI_CALL(env, napi_create_int32(env, ok ? (int32_t)ct_len : -1, &r));
+  return r;
+}
+
+static napi_value gcm_seal_at(napi_env env, napi_callback_info info) {
+  return gcm_one_at(env, info, 1);
+}
+
+static napi_value gcm_open_at(napi_env env, napi_callback_info info) {
+  return gcm_one_at(env, info, 0);
+}
+
 typedef struct {
   gcm_ctx *c;
   qkdgw_bytes iv, src, aad, dst;
@@ -349,6 +404,8 @@ int qkdgw_gcm_register(napi_env env, napi_value exports) {
       {"gcmFree", NULL, gcm_free, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gcmSeal", NULL, gcm_seal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gcmOpen", NULL, gcm_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gcmSealAt", NULL, gcm_seal_at, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gcmOpenAt", NULL, gcm_open_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gcmSealBatch", NULL, gcm_seal_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gcmOpenBatch", NULL, gcm_open_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };

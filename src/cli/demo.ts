@@ -3,10 +3,14 @@
  * temporary PKI, starts the KME simulator pair and two gateways as separate `qkdgw`
  * processes from generated YAML, and an HTTP server behind gateway B; then, through
  * gateway A: (a) 20 HTTP requests, (b) 64 MiB up and 64 MiB down checked by SHA-256,
- * (c) a stream kept running across at least 3 rekeys. It reports throughput and every
+ * (c) a stream kept running across at least 3 rekeys. It reports the AEAD backend the
+ * gateways chose and the suite of their epochs (from their logs), throughput and every
  * epoch with its key_ID as seen by the simulator and by both gateways, and ends with
  * one line `demo: OK <bytes> bytes verified across <n> epochs` (exit 0) or
  * `demo: FAILED <reason>` (exit 1). It leaves no process behind.
+ *
+ * Options: `--keep` keeps the work folder; `--bytes SIZE` (e.g. `1MiB`; default 64MiB,
+ * at most 256MiB) sets the size of (b) each way, for quick runs such as the tests.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,10 +22,14 @@ import { initPki } from '../pki/index.js';
 import { Child, type LogLine } from './demo/children.js';
 import { startLabProcesses } from './demo/lab-processes.js';
 import { startTarget } from './demo/http-target.js';
+import { demoAead, formatDemoAead } from './demo/backend-line.js';
+import { parseSize } from '../config/units.js';
 import { Exit } from './exit-codes.js';
 
 const MiB = 2 ** 20;
 const BULK_BYTES = 64 * MiB;
+/** The HTTP target serves downloads up to this size. */
+const MAX_BULK_BYTES = 256 * MiB;
 const REKEY_INTERVAL = '2s';
 const REKEYS_DURING_STREAM = 3;
 
@@ -43,9 +51,19 @@ function httpCall(port: number, method: string, path: string, body?: Buffer | ((
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const mbps = (bytes: number, ms: number): string => `${(bytes / MiB / (ms / 1000)).toFixed(1)} MiB/s`;
+const size = (bytes: number): string => (bytes % MiB === 0 ? `${bytes / MiB} MiB` : bytes % 1024 === 0 ? `${bytes / 1024} KiB` : `${bytes} bytes`);
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { keep: { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { keep: { type: 'boolean' }, bytes: { type: 'string' } }, strict: true });
+  let bulkBytes = BULK_BYTES;
+  if (values.bytes !== undefined) {
+    const p = parseSize(values.bytes);
+    if (p.error !== undefined || p.value < 1 || p.value > MAX_BULK_BYTES) {
+      process.stderr.write(`qkdgw demo: --bytes wants a size from 1B to 256MiB such as 1MiB${p.error !== undefined ? ` (${p.error})` : ''}\n`);
+      return Exit.USAGE;
+    }
+    bulkBytes = p.value;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'qkdgw-demo-'));
   const children: Child[] = [];
   let target: Awaited<ReturnType<typeof startTarget>> | null = null;
@@ -68,6 +86,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await gwA.waitFor((l) => l.event === 'epoch_switch', 20_000, 'the first epoch');
     await gwB.waitFor((l) => l.event === 'epoch_switch', 20_000, 'the first epoch on B');
     say('  first epoch established (QKD key + ML-KEM-768 + X25519)');
+    say(formatDemoAead(demoAead({ 'gw-a': gwA.lines, 'gw-b': gwB.lines })));
     say();
 
     // (a) 20 HTTP requests, one carrier each.
@@ -80,20 +99,20 @@ export async function demoCommand(argv: string[]): Promise<number> {
     }
     say(`(a) 20 HTTP requests through the tunnel: all answered correctly (${Date.now() - t0} ms)`);
 
-    // (b) 64 MiB up, 64 MiB down.
-    const up = randomBytes(BULK_BYTES);
+    // (b) 64 MiB up, 64 MiB down (or --bytes).
+    const up = randomBytes(bulkBytes);
     t0 = Date.now();
     const u = await httpCall(service, 'POST', '/upload', up);
     const upMs = Date.now() - t0;
     const ur = JSON.parse(u.data.toString()) as { bytes: number; sha256: string };
-    if (ur.bytes !== BULK_BYTES || ur.sha256 !== sha(up)) throw new Error(`upload: server saw ${ur.bytes} bytes with SHA-256 ${ur.sha256.slice(0, 16)}..., sent ${BULK_BYTES} with ${sha(up).slice(0, 16)}...`);
-    verified += BULK_BYTES;
+    if (ur.bytes !== bulkBytes || ur.sha256 !== sha(up)) throw new Error(`upload: server saw ${ur.bytes} bytes with SHA-256 ${ur.sha256.slice(0, 16)}..., sent ${bulkBytes} with ${sha(up).slice(0, 16)}...`);
+    verified += bulkBytes;
     t0 = Date.now();
-    const d = await httpCall(service, 'GET', `/download?bytes=${BULK_BYTES}`);
+    const d = await httpCall(service, 'GET', `/download?bytes=${bulkBytes}`);
     const downMs = Date.now() - t0;
-    if (d.data.length !== BULK_BYTES || sha(d.data) !== d.res.headers['x-sha256']) throw new Error(`download: got ${d.data.length} bytes, SHA-256 mismatch`);
-    verified += BULK_BYTES;
-    say(`(b) 64 MiB upload ${mbps(BULK_BYTES, upMs)}, 64 MiB download ${mbps(BULK_BYTES, downMs)}: SHA-256 verified both ways`);
+    if (d.data.length !== bulkBytes || sha(d.data) !== d.res.headers['x-sha256']) throw new Error(`download: got ${d.data.length} bytes, SHA-256 mismatch`);
+    verified += bulkBytes;
+    say(`(b) ${size(bulkBytes)} upload ${mbps(bulkBytes, upMs)}, ${size(bulkBytes)} download ${mbps(bulkBytes, downMs)}: SHA-256 verified both ways`);
 
     // (c) a stream across at least 3 rekeys.
     const startEpoch = Number(gwA.events('epoch_switch').at(-1)?.epoch ?? 0);

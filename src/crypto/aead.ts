@@ -47,3 +47,19 @@ export interface BatchAead {
 export function isBatchAead(a: Aead): a is Aead & BatchAead {
   return typeof (a as Partial<BatchAead>).sealBatch === 'function' && typeof (a as Partial<BatchAead>).openBatch === 'function';
 }
+
+/**
+ * Single records addressed by IV and counter (nonce = iv XOR counter, protocol.md s5)
+ * rather than by a nonce, so the per-record path computes no nonce in JavaScript.
+ */
+export interface CounterAead {
+  /** As seal() under nonce(iv, counter). */
+  sealAt(iv: Uint8Array, counter: number, plaintext: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer;
+  /** As open() under nonce(iv, counter). */
+  openAt(iv: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer | null;
+}
+
+/** True when `a` takes IV + counter per record natively. */
+export function isCounterAead(a: Aead): a is Aead & CounterAead {
+  return typeof (a as Partial<CounterAead>).sealAt === 'function' && typeof (a as Partial<CounterAead>).openAt === 'function';
+}

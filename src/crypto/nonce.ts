@@ -26,10 +26,15 @@ export function nonce(iv: Uint8Array, counter: number, out?: Buffer): Buffer {
   } else {
     dst = Buffer.from(iv);
   }
-  const hi = Math.floor(counter / 2 ** 32);
-  const lo = counter >>> 0;
-  const at = n - COUNTER_BYTES;
-  dst.writeUInt32BE((dst.readUInt32BE(at) ^ hi) >>> 0, at);
-  dst.writeUInt32BE((dst.readUInt32BE(at + 4) ^ lo) >>> 0, at + 4);
+  // Byte-wise so that no intermediate exceeds 31 bits: V8 then boxes no heap number and
+  // the per-record path allocates nothing.
+  let lo = counter >>> 0;
+  let hi = Math.floor(counter / 2 ** 32);
+  for (let k = 1; k <= 4; k++) {
+    dst[n - k] = dst[n - k]! ^ (lo & 0xff);
+    dst[n - 4 - k] = dst[n - 4 - k]! ^ (hi & 0xff);
+    lo >>>= 8;
+    hi >>>= 8;
+  }
   return dst;
 }

@@ -1,11 +1,21 @@
 // The quick start's promise: `qkdgw demo` ends with exactly one `demo: OK ...` line and exit 0,
-// and leaves no process behind.
+// and leaves no process behind. Issue 3: it says which AEAD backend the gateways chose
+// (read from their `crypto_backend` log events) and the suite of their epochs.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { QKDGW_BIN } from '../../src/cli/demo/children.js';
 
+const ADDON = join(fileURLToPath(new URL('../../', import.meta.url)), 'native', 'build', 'Release', 'qkdgw_native.node');
+
 t.test('qkdgw demo', async (t) => {
-  const p = spawn(process.execPath, [QKDGW_BIN, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The backend knobs are cleared so that `auto` decides from the build alone.
+  const env = { ...process.env };
+  delete env.QKDGW_NATIVE;
+  delete env.QKDGW_NATIVE_ADDON;
+  const p = spawn(process.execPath, [QKDGW_BIN, 'demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout.on('data', (c: Buffer) => (out += c.toString()));
   p.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -18,6 +28,11 @@ t.test('qkdgw demo', async (t) => {
   t.ok(n >= 4, 'first epoch plus at least 3 rekeys');
   const bytes = Number(/OK (\d+) bytes/.exec(lines.at(-1) ?? '')?.[1]);
   t.ok(bytes >= 2 * 64 * 2 ** 20, '64 MiB each way counted');
+  const aead = lines.filter((l) => l.trimStart().startsWith('AEAD backend: '));
+  t.equal(aead.length, 1, 'one AEAD backend line');
+  t.match(aead[0] ?? '', /^ {2}AEAD backend: (native|node|noble) on gw-a and gw-b \(auto chose \1: .*\); suite 1 \([^)]*AES-256-GCM\)$/, 'both gateways on one backend chosen by auto; suite 1');
+  if (existsSync(ADDON)) t.match(aead[0] ?? '', /AEAD backend: native on gw-a and gw-b \(auto chose native: /, 'the addon is built: the gateways use native');
+  else t.comment(`native addon not built (${ADDON} missing): not asserting the native choice`);
   // Its children were started with the bin path as argv[1]: none may survive.
   const ps = spawn('ps', ['-eo', 'args'], { stdio: ['ignore', 'pipe', 'ignore'] });
   let list = '';

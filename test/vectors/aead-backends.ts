@@ -31,9 +31,12 @@ export interface MissingBackend {
   reason: string;
 }
 
-/** The addon as the tests see it: the default build path, never disabled. */
+/**
+ * The addon as the tests see it: the default build path (or $QKDGW_NATIVE_ADDON, as the
+ * daemon reads it), never disabled.
+ */
 export function nativeStatus(): NativeStatus {
-  return loadNative();
+  return loadNative({ path: process.env.QKDGW_NATIVE_ADDON || undefined });
 }
 
 /** Every AES-256-GCM backend, in selection order; native is `missing` without the addon. */

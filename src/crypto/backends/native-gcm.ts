@@ -4,7 +4,7 @@
  * under consecutive counters (protocol.md s5 nonces, computed in C from IV + counter).
  */
 import { ErrorCodes, QkdgwError } from '../../errors.js';
-import type { Aead, AeadFactory, BatchAead } from '../aead.js';
+import type { Aead, AeadFactory, BatchAead, CounterAead } from '../aead.js';
 import type { NativeBinding, NativeGcmContext } from '../native/binding.js';
 
 const KEY_LEN = 32;
@@ -15,7 +15,7 @@ function lengthError(msg: string): QkdgwError {
   return new QkdgwError(ErrorCodes.CRYPTO_LENGTH, msg);
 }
 
-class NativeGcm implements Aead, BatchAead {
+class NativeGcm implements Aead, BatchAead, CounterAead {
   readonly name = 'native-aes-256-gcm';
   readonly nonceLength = NONCE_LEN;
   readonly tagLength = TAG_LEN;
@@ -52,6 +52,22 @@ class NativeGcm implements Aead, BatchAead {
     return this.#n.gcmOpen(this.#c(), nonce, sealed, aad, dst) === len ? dst : null;
   }
 
+  sealAt(iv: Uint8Array, counter: number, plaintext: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer {
+    const total = plaintext.length + TAG_LEN;
+    const dst = out ? (out.length === total ? out : out.subarray(0, total)) : Buffer.allocUnsafe(total);
+    if (dst.length < total) throw lengthError('output buffer too small');
+    this.#n.gcmSealAt(this.#c(), iv, counter, plaintext, aad, dst);
+    return dst;
+  }
+
+  openAt(iv: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer | null {
+    if (sealed.length < TAG_LEN) return null;
+    const len = sealed.length - TAG_LEN;
+    const dst = out ? (out.length === len ? out : out.subarray(0, len)) : Buffer.allocUnsafe(len);
+    if (dst.length < len) throw lengthError('output buffer too small');
+    return this.#n.gcmOpenAt(this.#c(), iv, counter, sealed, aad, dst) === len ? dst : null;
+  }
+
   sealBatch(iv: Uint8Array, counter: number, src: Uint8Array, aad: Uint8Array, dst: Uint8Array, layout: Uint32Array): number {
     return this.#n.gcmSealBatch(this.#c(), iv, counter, src, aad, dst, layout);
   }
@@ -70,6 +86,6 @@ class NativeGcm implements Aead, BatchAead {
  * Native AES-256-GCM bound to `binding`; the returned factory throws CRYPTO_LENGTH
  * unless the key is 32 bytes. Use {@link loadNative} to get a binding.
  */
-export function nativeGcmFactory(binding: NativeBinding): AeadFactory & ((key: Uint8Array) => Aead & BatchAead) {
+export function nativeGcmFactory(binding: NativeBinding): AeadFactory & ((key: Uint8Array) => Aead & BatchAead & CounterAead) {
   return (key: Uint8Array) => new NativeGcm(binding, key);
 }

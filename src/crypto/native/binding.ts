@@ -1,5 +1,5 @@
 /**
- * The JS-visible surface of the C addon in `native/` (native/src/gcm.c). ABI 1.
+ * The JS-visible surface of the C addon in `native/` (native/src/gcm.c). ABI 2.
  *
  * The addon holds no policy: nonces, IVs, counters and layouts come from the caller.
  * All lengths are bytes. Errors thrown by the addon carry `code` QKDGW_E_CRYPTO_LENGTH
@@ -23,6 +23,10 @@ export interface NativeBinding {
   gcmSeal(ctx: NativeGcmContext, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
   /** Opens ct || tag into `out`; returns the plaintext length, or -1 (out wiped) when the tag fails. */
   gcmOpen(ctx: NativeGcmContext, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
+  /** Seals one record under nonce iv XOR counter (protocol.md s5); returns pt.length + 16. */
+  gcmSealAt(ctx: NativeGcmContext, iv: Uint8Array, counter: number, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
+  /** Opens one record under nonce iv XOR counter; returns the plaintext length or -1 (out wiped). */
+  gcmOpenAt(ctx: NativeGcmContext, iv: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
   /**
    * Seals layout.length / 5 records; record i uses nonce = iv XOR (counter + i)
    * (protocol.md s5) and writes len + 16 bytes at its dstOff. Returns the record count.
@@ -36,4 +40,4 @@ export interface NativeBinding {
 }
 
 /** The ABI this TypeScript expects (native/src/gcm.h QKDGW_NATIVE_ABI). */
-export const NATIVE_ABI = 1;
+export const NATIVE_ABI = 2;

@@ -3,7 +3,7 @@
  * the carrier (protocol.md s5.1 flow keys). Holds the AEAD bound to flow_key, flow_iv and a
  * nonce scratch buffer; wipe() zeroizes what we own and destroys the AEAD.
  */
-import type { Aead, AeadFactory } from '../../crypto/aead.js';
+import { isCounterAead, type Aead, type AeadFactory } from '../../crypto/aead.js';
 import type { SuiteId } from '../../crypto/suites.js';
 import { ErrorCodes, QkdgwError } from '../../errors.js';
 import { SecretBytes } from '../../util/secret.js';
@@ -57,12 +57,16 @@ export class FlowKeySlot {
 
   /** Seals `plaintext` under counter's nonce with `aad` into `out` (ct || tag). */
   seal(counter: number, plaintext: Uint8Array, aad: Uint8Array, out: Buffer): Buffer {
-    return this.#aead.seal(nonce(this.#iv, counter, this.#nonce), plaintext, aad, out);
+    const a = this.#aead;
+    if (isCounterAead(a)) return a.sealAt(this.#iv, counter, plaintext, aad, out);
+    return a.seal(nonce(this.#iv, counter, this.#nonce), plaintext, aad, out);
   }
 
   /** Opens ct || tag; null when the tag fails (no plaintext is released). */
   open(counter: number, sealed: Uint8Array, aad: Uint8Array): Buffer | null {
-    return this.#aead.open(nonce(this.#iv, counter, this.#nonce), sealed, aad);
+    const a = this.#aead;
+    if (isCounterAead(a)) return a.openAt(this.#iv, counter, sealed, aad);
+    return a.open(nonce(this.#iv, counter, this.#nonce), sealed, aad);
   }
 
   wipe(): void {
