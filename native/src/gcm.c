@@ -172,7 +172,10 @@ static napi_value gcm_free(napi_env env, napi_callback_info info) {
   if (argc != 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external ||
       napi_check_object_type_tag(env, argv[0], &GCM_TAG, &tagged) != napi_ok || !tagged ||
       napi_get_value_external(env, argv[0], &p) != napi_ok || !p)
-    THROW_TYPE(env, "gcmFree(ctx) takes a native AES-256-GCM context");
+  {
+    napi_throw_type_error(env, "QKDGW_E_INTERNAL", "not a native AES-256-GCM context");
+    return NULL;
+  }
   gcm_release((gcm_ctx *)p);
   return NULL;
 }

@@ -76,10 +76,11 @@ export function surveyBackends(native: NativeStatus): BackendReport[] {
 
 /**
  * Picks the AES-256-GCM backend for `requested`, testing each candidate it considers.
+ * `forcedBy` names who forced a non-auto choice (for the `why` line).
  * Throws CRYPTO_BACKEND when a forced backend is unavailable, SELFTEST_FAILED when a
  * forced backend (or, under `auto`, every backend) fails its known-answer test.
  */
-export function selectBackend(requested: BackendRequest, native: NativeStatus): BackendChoice {
+export function selectBackend(requested: BackendRequest, native: NativeStatus, forcedBy = 'configuration'): BackendChoice {
   const order: BackendName[] = requested === 'auto' ? [...BACKEND_NAMES] : [requested];
   const reports: BackendReport[] = [];
   const skipped: string[] = [];
@@ -88,7 +89,7 @@ export function selectBackend(requested: BackendRequest, native: NativeStatus): 
     const failures = c.backend ? gcmKnownAnswerFailures(c.backend.aes256gcm) : null;
     reports.push({ name, available: c.backend !== null, detail: c.detail, selftestFailures: failures });
     if (c.backend && failures && failures.length === 0) {
-      const how = requested === 'auto' ? `auto chose ${name}` : `${name} forced by configuration`;
+      const how = requested === 'auto' ? `auto chose ${name}` : `${name} forced by ${forcedBy}`;
       const prior = skipped.length ? ` (${skipped.join('; ')})` : '';
       return { backend: c.backend, requested, why: `${how}: ${c.backend.description} passed its self-test${prior}`, reports };
     }

@@ -27,10 +27,20 @@ export function packLayout(records: readonly BatchRecord[], out?: Uint32Array): 
   return l;
 }
 
-function checkLayout(grow: 1 | -1, counter: number, src: Uint8Array, aad: Uint8Array, dst: Uint8Array, layout: Uint32Array): number {
+/** True when the two views share bytes without starting at the same one (the native rule). */
+function partlyOverlaps(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): boolean {
+  if (a.buffer !== b.buffer || aLen === 0 || bLen === 0) return false;
+  const x = a.byteOffset + aOff;
+  const y = b.byteOffset + bOff;
+  return x !== y && x < y + bLen && y < x + aLen;
+}
+
+function checkLayout(grow: 1 | -1, ivLen: number, iv: Uint8Array, counter: number, src: Uint8Array, aad: Uint8Array, dst: Uint8Array, layout: Uint32Array): number {
+  if (iv.length !== ivLen) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `IV must be ${ivLen} bytes, got ${iv.length}`);
   if (layout.length % BATCH_STRIDE !== 0) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'layout length must be a multiple of 5');
   const n = layout.length / BATCH_STRIDE;
-  if (!Number.isSafeInteger(counter) || counter < 0 || (n > 0 && !Number.isSafeInteger(counter + n - 1))) {
+  // Compared by subtraction: counter + n - 1 itself could round to a safe-looking value.
+  if (!Number.isSafeInteger(counter) || counter < 0 || (n > 0 && counter > Number.MAX_SAFE_INTEGER - (n - 1))) {
     throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'batch counters must be safe integers >= 0');
   }
   for (let i = 0; i < n; i++) {
@@ -39,6 +49,7 @@ function checkLayout(grow: 1 | -1, counter: number, src: Uint8Array, aad: Uint8A
     if (grow < 0 && sl < TAG_LEN) continue;
     const dl = grow > 0 ? sl + TAG_LEN : sl - TAG_LEN;
     if (dof + dl > dst.length) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'batch record outside dst');
+    if (partlyOverlaps(src, so, sl, dst, dof, dl)) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'batch output overlaps its input without starting at it');
   }
   return n;
 }
@@ -53,7 +64,7 @@ function view(b: Uint8Array, off: number, len: number): Buffer {
  */
 export function sealBatch(aead: Aead, iv: Uint8Array, counter: number, src: Uint8Array, aad: Uint8Array, dst: Uint8Array, layout: Uint32Array): number {
   if (isBatchAead(aead) && aead.nonceLength === 12) return aead.sealBatch(iv, counter, src, aad, dst, layout);
-  const n = checkLayout(1, counter, src, aad, dst, layout);
+  const n = checkLayout(1, aead.nonceLength, iv, counter, src, aad, dst, layout);
   const scratch = Buffer.alloc(iv.length);
   for (let i = 0; i < n; i++) {
     const o = i * BATCH_STRIDE;
@@ -69,7 +80,7 @@ export function sealBatch(aead: Aead, iv: Uint8Array, counter: number, src: Uint
  */
 export function openBatch(aead: Aead, iv: Uint8Array, counter: number, src: Uint8Array, aad: Uint8Array, dst: Uint8Array, layout: Uint32Array, status: Uint8Array): number {
   if (isBatchAead(aead) && aead.nonceLength === 12) return aead.openBatch(iv, counter, src, aad, dst, layout, status);
-  const n = checkLayout(-1, counter, src, aad, dst, layout);
+  const n = checkLayout(-1, aead.nonceLength, iv, counter, src, aad, dst, layout);
   if (status.length < n) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'status must hold one byte per record');
   const scratch = Buffer.alloc(iv.length);
   let failed = 0;

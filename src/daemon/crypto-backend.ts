@@ -32,6 +32,6 @@ export function nativeFromEnv(env: NodeJS.ProcessEnv): NativeStatus {
 export function chooseCryptoBackend(requested: BackendRequest, env: NodeJS.ProcessEnv): BackendChoice {
   const native = nativeFromEnv(env);
   const v = env.QKDGW_NATIVE?.toLowerCase();
-  const effective: BackendRequest = requested === 'auto' && v !== undefined && ON.has(v) ? 'native' : requested;
-  return selectBackend(effective, native);
+  const byEnv = requested === 'auto' && v !== undefined && ON.has(v);
+  return selectBackend(byEnv ? 'native' : requested, native, byEnv ? `QKDGW_NATIVE=${env.QKDGW_NATIVE}` : 'configuration');
 }

@@ -4,7 +4,7 @@
  * under consecutive counters (protocol.md s5 nonces, computed in C from IV + counter).
  */
 import { ErrorCodes, QkdgwError } from '../../errors.js';
-import type { Aead, AeadFactory, BatchAead, CounterAead } from '../aead.js';
+import type { Aead, BatchAead, CounterAead } from '../aead.js';
 import type { NativeBinding, NativeGcmContext } from '../native/binding.js';
 
 const KEY_LEN = 32;
@@ -86,6 +86,6 @@ class NativeGcm implements Aead, BatchAead, CounterAead {
  * Native AES-256-GCM bound to `binding`; the returned factory throws CRYPTO_LENGTH
  * unless the key is 32 bytes. Use {@link loadNative} to get a binding.
  */
-export function nativeGcmFactory(binding: NativeBinding): AeadFactory & ((key: Uint8Array) => Aead & BatchAead & CounterAead) {
+export function nativeGcmFactory(binding: NativeBinding): (key: Uint8Array) => Aead & BatchAead & CounterAead {
   return (key: Uint8Array) => new NativeGcm(binding, key);
 }

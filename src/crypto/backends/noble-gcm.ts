@@ -39,6 +39,8 @@ class NobleGcm implements Aead {
   open(nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer | null {
     if (nonce.length !== NONCE_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `AES-GCM nonce must be 12 bytes, got ${nonce.length}`);
     if (sealed.length < TAG_LEN) return null;
+    // A too-small output is the caller's bug whatever the tag says: refused before opening, as on every backend.
+    if (out && out.length < sealed.length - TAG_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'output buffer too small');
     let pt: Uint8Array;
     try {
       // noble verifies the tag before it decrypts: nothing unauthenticated is produced.

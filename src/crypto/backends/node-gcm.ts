@@ -48,6 +48,8 @@ class NodeGcm implements Aead {
     if (nonce.length !== NONCE_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `AES-GCM nonce must be 12 bytes, got ${nonce.length}`);
     if (sealed.length < TAG_LEN) return null;
     const ctLen = sealed.length - TAG_LEN;
+    // A too-small output is the caller's bug whatever the tag says: refused before opening, as on every backend.
+    if (out && out.length < sealed.length - TAG_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'output buffer too small');
     const d = createDecipheriv('aes-256-gcm', this.#k(), nonce, { authTagLength: TAG_LEN });
     d.setAAD(aad);
     d.setAuthTag(sealed.subarray(ctLen));

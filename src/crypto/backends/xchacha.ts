@@ -40,6 +40,8 @@ class XChaCha implements Aead {
   open(nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array, out?: Buffer): Buffer | null {
     if (nonce.length !== NONCE_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `XChaCha20 nonce must be 24 bytes, got ${nonce.length}`);
     if (sealed.length < TAG_LEN) return null;
+    // A too-small output is the caller's bug whatever the tag says: refused before opening, as on every backend.
+    if (out && out.length < sealed.length - TAG_LEN) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'output buffer too small');
     const pt = this.#a().open(nonce, sealed, aad);
     if (!pt) return null;
     if (!out) return Buffer.from(pt.buffer, pt.byteOffset, pt.byteLength);

@@ -220,17 +220,15 @@ t.test('batch counters past 2^53 - 1 or not safe integers throw CRYPTO_LENGTH an
   const bad = [MAX_SAFE - 2, MAX_SAFE, 2 ** 53, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY];
   for (const { name, aead } of batchImpls(key)) {
     for (const counter of bad) {
-      // Known bug (reported, not fixed here): batch.ts checks Number.isSafeInteger(counter + n - 1)
-      // in floating point, and (2^53 - 3) + 4 - 1 rounds to 2^53 - 1, so the JS loop seals three
-      // records and then nonce() throws INTERNAL at counter 2^53. The C batch uses uint64 math.
-      const todo = aead.name.startsWith('native') || counter !== MAX_SAFE - 2 ? false : 'src/crypto/batch.ts checkLayout: float rounding lets counter + n - 1 = 2^53 through';
+      // (2^53 - 3) + 4 - 1 rounds to 2^53 - 1 in floating point: batch.ts must compare by
+      // subtraction, as the C batch's uint64 math does, and refuse before sealing anything.
       const dst = Buffer.alloc(b.dstLen, FILL);
-      t.equal(codeOf(() => sealBatch(aead, b.iv, counter, b.src, b.aad, dst, layout)), ErrorCodes.CRYPTO_LENGTH, `${name}: seal at counter ${counter} refused`, { todo });
-      t.ok(dst.every((x) => x === FILL), `${name}: nothing written for counter ${counter}`, { todo });
+      t.equal(codeOf(() => sealBatch(aead, b.iv, counter, b.src, b.aad, dst, layout)), ErrorCodes.CRYPTO_LENGTH, `${name}: seal at counter ${counter} refused`);
+      t.ok(dst.every((x) => x === FILL), `${name}: nothing written for counter ${counter}`);
       const status = new Uint8Array(4).fill(7);
       const sealedLayout = packLayout(b.recs.map((r) => ({ ...r, srcOff: 0, len: 16, dstOff: 0 })));
-      t.equal(codeOf(() => openBatch(aead, b.iv, counter, Buffer.alloc(16), b.aad, dst, sealedLayout, status)), ErrorCodes.CRYPTO_LENGTH, `${name}: open at counter ${counter} refused`, { todo });
-      t.ok(status.every((x) => x === 7) && dst.every((x) => x === FILL), `${name}: open wrote nothing for counter ${counter}`, { todo });
+      t.equal(codeOf(() => openBatch(aead, b.iv, counter, Buffer.alloc(16), b.aad, dst, sealedLayout, status)), ErrorCodes.CRYPTO_LENGTH, `${name}: open at counter ${counter} refused`);
+      t.ok(status.every((x) => x === 7) && dst.every((x) => x === FILL), `${name}: open wrote nothing for counter ${counter}`);
     }
     // The last usable counter itself is fine: one record at 2^53 - 1.
     const one = packLayout([b.recs[1]!]);
@@ -339,18 +337,15 @@ t.test('in-place batches (dst === src, each record at its own offset) seal and o
   ref.destroy();
 });
 
-// batch.ts says every backend gives identical results and BatchAead says dst "must not partly
-// overlap" src, but only the C batch checks it: batch.ts's loop seals partly overlapping
-// records (known bug, reported, not fixed here), so its assertions are marked todo.
+// BatchAead says dst "must not partly overlap" src: the JS loop of batch.ts refuses it as the C batch does.
 t.test('a partly overlapping dst is refused by every backend', async (t) => {
   const key = Buffer.alloc(32, 1);
   const buf = Buffer.alloc(200, 3);
   const layout = packLayout([{ srcOff: 0, len: 64, aadOff: 0, aadLen: 0, dstOff: 8 }]);
   for (const { name, aead } of batchImpls(key)) {
-    const todo = aead.name.startsWith('native') ? false : 'src/crypto/batch.ts checkLayout does not refuse a partial src/dst overlap';
     const copy = Buffer.from(buf);
-    t.equal(codeOf(() => sealBatch(aead, Buffer.alloc(12), 0, copy, Buffer.alloc(0), copy, layout)), ErrorCodes.CRYPTO_LENGTH, `${name}: refused`, { todo });
-    t.ok(copy.equals(buf), `${name}: nothing written`, { todo });
+    t.equal(codeOf(() => sealBatch(aead, Buffer.alloc(12), 0, copy, Buffer.alloc(0), copy, layout)), ErrorCodes.CRYPTO_LENGTH, `${name}: refused`);
+    t.ok(copy.equals(buf), `${name}: nothing written`);
     aead.destroy();
   }
 });
