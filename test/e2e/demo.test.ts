@@ -15,6 +15,10 @@ t.test('qkdgw demo', async (t) => {
   const env = { ...process.env };
   delete env.QKDGW_NATIVE;
   delete env.QKDGW_NATIVE_ADDON;
+  // A TMPDIR of its own names this demo's files (and its children's argv) apart from any
+  // other demo that a parallel test file runs at the same time.
+  const tmp = t.testdir();
+  env.TMPDIR = tmp;
   const p = spawn(process.execPath, [QKDGW_BIN, 'demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -38,5 +42,5 @@ t.test('qkdgw demo', async (t) => {
   let list = '';
   ps.stdout.on('data', (c: Buffer) => (list += c.toString()));
   await new Promise((r) => ps.once('exit', r));
-  t.notOk(/qkdgw-demo-/.test(list), 'no demo child process left');
+  t.notOk(list.includes(join(tmp, 'qkdgw-demo-')), 'no demo child process left');
 });
