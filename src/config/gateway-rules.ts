@@ -152,6 +152,12 @@ function checkPolicy(
       `rekey_after_records (${p.rekeyAfterRecords}) must be less than hard_limit_records (${p.hardLimitRecords}) so a rekey can happen before sealing stops`,
     );
   }
+  if (!(p.retryBackoffMinMs <= p.retryBackoffMaxMs)) {
+    push(
+      blame('retry_backoff_min', 'retry_backoff_max'),
+      `retry_backoff_min (${text('retry_backoff_min', p.retryBackoffMinMs)}) must not exceed retry_backoff_max (${text('retry_backoff_max', p.retryBackoffMaxMs)})`,
+    );
+  }
   if (!(p.keepaliveMs < p.deadAfterMs)) {
     push(
       blame('keepalive', 'dead_after'),

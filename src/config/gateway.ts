@@ -24,6 +24,16 @@ export interface Policy {
   suites: number[];
   /** Default 'required'. */
   qkd: 'required' | 'preferred' | 'off';
+  /** `preferred`: a degraded epoch rekeys after this, ms. Default 60 000 (protocol.md s6). */
+  degradedLifetimeMs: number;
+  /** `preferred`: consecutive good KME status checks before a QKD epoch again. Default 3. */
+  recoveryChecks: number;
+  /** Initiator: KME status read interval, ms. Default 10 000. */
+  kmeStatusIntervalMs: number;
+  /** Initiator: QKD keys fetched ahead. Default 4 (0 = none). */
+  keyPool: number;
+  /** key_forecast_low when the KME store is forecast dry sooner than this, ms. Default 600 000. */
+  forecastAlarmMs: number;
   /** Default 120 000. */
   rekeyAfterTimeMs: number;
   /** Upper bound of the random 0..jitter added to rekeyAfterTimeMs. Default 10 000. */
@@ -38,6 +48,9 @@ export interface Policy {
   hardLimitRecords: number;
   /** INIT sent -> tag_R verified. Default 5 000. */
   handshakeTimeoutMs: number;
+  /** Handshake retry backoff bounds, ms. Defaults 500 and 30 000 (protocol.md s6). */
+  retryBackoffMinMs: number;
+  retryBackoffMaxMs: number;
   /** Previous-epoch grace past its hard limit. Default 10 000. */
   graceMs: number;
   /** Hold with no epoch to seal under. Default 120 000. */
@@ -124,6 +137,13 @@ export interface LoadGatewayOptions {
 interface RawPolicy {
   suites: number[];
   qkd: Policy['qkd'];
+  degraded_lifetime: string;
+  recovery_checks: number;
+  kme_status_interval: string;
+  key_pool: number;
+  forecast_alarm: string;
+  retry_backoff_min: string;
+  retry_backoff_max: string;
   rekey_after_time: string;
   rekey_jitter: string;
   rekey_after_records: number;
@@ -168,7 +188,7 @@ export interface RawGateway {
 }
 
 /** Durations that must be > 0 (a zero timer would fire at once or never rekey). */
-const POSITIVE_DURATIONS = new Set(['rekey_after_time', 'hard_limit_time', 'handshake_timeout', 'keepalive', 'dead_after']);
+const POSITIVE_DURATIONS = new Set(['rekey_after_time', 'hard_limit_time', 'handshake_timeout', 'keepalive', 'dead_after', 'degraded_lifetime', 'kme_status_interval', 'retry_backoff_min', 'retry_backoff_max']);
 
 let policySchema: JsonSchema | undefined;
 
@@ -344,6 +364,11 @@ function toPolicy(p: RawPolicy, base: PathSegments, doc: LoadedYaml | null, issu
   return {
     suites: [...p.suites],
     qkd: p.qkd,
+    degradedLifetimeMs: d('degraded_lifetime'),
+    recoveryChecks: p.recovery_checks,
+    kmeStatusIntervalMs: d('kme_status_interval'),
+    keyPool: p.key_pool,
+    forecastAlarmMs: d('forecast_alarm'),
     rekeyAfterTimeMs: d('rekey_after_time'),
     rekeyJitterMs: d('rekey_jitter'),
     rekeyAfterRecords: p.rekey_after_records,
@@ -351,6 +376,8 @@ function toPolicy(p: RawPolicy, base: PathSegments, doc: LoadedYaml | null, issu
     hardLimitTimeMs: d('hard_limit_time'),
     hardLimitRecords: p.hard_limit_records,
     handshakeTimeoutMs: d('handshake_timeout'),
+    retryBackoffMinMs: d('retry_backoff_min'),
+    retryBackoffMaxMs: d('retry_backoff_max'),
     graceMs: d('grace'),
     holdMs: d('hold'),
     carrierHoldMs: d('carrier_hold'),

@@ -56,6 +56,10 @@ function sessionPolicy(p: Policy) {
     hardLimitTimeMs: p.hardLimitTimeMs,
     hardLimitRecords: p.hardLimitRecords,
     handshakeTimeoutMs: p.handshakeTimeoutMs,
+    backoffMinMs: p.retryBackoffMinMs,
+    backoffMaxMs: p.retryBackoffMaxMs,
+    degradedLifetimeMs: p.degradedLifetimeMs,
+    recoveryChecks: p.recoveryChecks,
     graceMs: p.graceMs,
     carrierHoldMs: p.carrierHoldMs,
     maxFlowsPerEpoch: p.maxFlowsPerEpoch,
@@ -201,7 +205,6 @@ export class Gateway {
       if (roleOf(cfg.identity, p.identity) === 'responder') responderPeers.set(p.identity, { runtime: rt, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs } });
       rt.log.info({ event: 'peer_configured', role: rt.role, policy: p.policy, qkd: pol.qkd, suites: pol.suites, rekey_after_ms: pol.rekeyAfterTimeMs, hard_limit_ms: pol.hardLimitTimeMs });
       if (pol.qkd === 'off') rt.log.warn({ event: 'qkd_off' }, 'QKD policy is off for this peer: epochs carry no QKD key (lab use only)');
-      if (pol.qkd === 'preferred') rt.log.warn({ event: 'qkd_preferred_unimplemented' }, "QKD policy 'preferred' is not implemented yet: this peer behaves as 'required' (no degraded epochs)");
     }
 
     const timers: CarrierTimers = timersOf(cfg.policies.default);

@@ -38,6 +38,10 @@ export class Pair {
   encCalls = 0;
   decCalls = 0;
   holdKeys = false;
+  /** enc_keys fails at once with this code (KME empty, down ...), or null. */
+  encFail: string | null = null;
+  /** dec_keys fails at once (the slave answers ALERT key_unavailable). */
+  decFail = false;
   /** Replace bytes delivered to the slave (the mismatched-key fault). */
   tamperSlaveKey = false;
   /** Drop messages for which this returns true. */
@@ -91,6 +95,11 @@ export class Pair {
     this.#run(side, side.s.handle(ev, this.clock.now()));
   }
 
+  /** Executes actions a data-plane query (noteSealed, admitFlow ...) returned, as the shell would. */
+  apply(side: Side, acts: SessionAction[]): void {
+    this.#run(side, acts);
+  }
+
   #run(side: Side, acts: SessionAction[]): void {
     for (const act of acts) {
       side.actions.push(act);
@@ -119,6 +128,11 @@ export class Pair {
         case 'get-key': {
           this.encCalls++;
           if (this.holdKeys) break;
+          if (this.encFail) {
+            const code = this.encFail;
+            this.#queue.push(() => this.feed(side, { type: 'key-failed', hs: act.hs, code, message: 'injected' }));
+            break;
+          }
           const keyId = randomUUID();
           const key = randomBytes(32);
           this.kme.set(keyId, key);
@@ -127,7 +141,7 @@ export class Pair {
         }
         case 'get-key-by-id': {
           this.decCalls++;
-          const k = this.kme.get(act.keyId);
+          const k = this.decFail ? undefined : this.kme.get(act.keyId);
           this.kme.delete(act.keyId);
           this.#queue.push(() =>
             k

@@ -85,6 +85,16 @@ export interface KmsErrorDetails {
   status?: number;
   kmeMessage?: string;
   retryable: boolean;
+  /**
+   * Transport failures only: true when the request may have reached the KME and no whole
+   * response was read (socket closed after sending, a timeout, a body cut short). An
+   * enc_keys that failed so may have been served: its keys are lost (KeySource retries
+   * such a call at most once). False when the request surely never left (refused
+   * connection, TLS failure, connect timeout).
+   */
+  responseLost?: boolean;
+  /** Transport failures only: the BC-05 retry on a new connection was made (and failed too). */
+  socketRetried?: boolean;
   [k: string]: unknown;
 }
 
@@ -170,10 +180,19 @@ export function transportError(
   if (err instanceof QkdgwError) return err;
   const code = errCode(err);
   const inHandshake = !!(err as Record<symbol, unknown> | null)?.[HANDSHAKE_PHASE];
-  const base = { op: ctx.op, path: ctx.path, errno: code || undefined };
+  const base = { op: ctx.op, path: ctx.path, errno: code || undefined, socketRetried: ctx.retried };
   const reason = (err as { reason?: unknown })?.reason;
+  // Conservative: only failures that happen before any request byte can be written count
+  // as "not sent" (refused/unreachable, connect timeout, TLS); everything else may have
+  // reached the KME.
+  const notSent = CONNECT_CODES.has(code) || code === 'UND_ERR_CONNECT_TIMEOUT' || inHandshake;
   const mk = (c: ErrorCode, msg: string): QkdgwError =>
-    new QkdgwError(c, msg, { ...base, retryable: isRetryableCode(c) } satisfies KmsErrorDetails, { cause: err });
+    new QkdgwError(
+      c,
+      msg,
+      { ...base, retryable: isRetryableCode(c), responseLost: !!ctx.midBody || (c !== ErrorCodes.KMS_TLS && !notSent) } satisfies KmsErrorDetails,
+      { cause: err },
+    );
 
   if (code === PIN_MISMATCH_CODE) {
     return mk(ErrorCodes.KMS_TLS, `KME certificate SPKI does not match the configured pin (spkiSha256); refusing the KME`);

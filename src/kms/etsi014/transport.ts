@@ -131,7 +131,9 @@ export class Etsi014Transport {
    * Sends one request and reads the whole response under one deadline of
    * min(timeoutMs, call.timeoutMs) ms. Returns any HTTP status; throws only transport
    * failures: KMS_TIMEOUT (deadline or call.signal), KMS_TLS, KMS_CONNECT, KMS_PROTOCOL
-   * (oversized or malformed HTTP), INTERNAL after close().
+   * (oversized or malformed HTTP), INTERNAL after close(). Their details carry
+   * `responseLost` and `socketRetried` (KmsErrorDetails). `call.socketRetry === false`
+   * turns the BC-05 retry off (the KeySource does so once it has retried a lost enc_keys).
    */
   async exchange(x: Exchange, call: CallOptions = {}): Promise<HttpResult> {
     if (this.#closed) throw new QkdgwError(ErrorCodes.INTERNAL, 'ETSI 014 client used after close()');
@@ -154,7 +156,7 @@ export class Etsi014Transport {
       try {
         return await this.#once(this.#agent, x, ac.signal, deadline);
       } catch (e) {
-        if (why || !isRetryableSocketError(e)) throw e;
+        if (why || call.socketRetry === false || !isRetryableSocketError(e)) throw e;
         const st = this.#stateOf(e);
         if (st && !delivered(st)) throw closedFreshConnection(x, st, e);
         this.#socketRetries++;
@@ -175,7 +177,8 @@ export class Etsi014Transport {
         throw new QkdgwError(
           ErrorCodes.KMS_TIMEOUT,
           why === 'deadline' ? `KME ${x.op} did not complete within ${deadline} ms` : `KME ${x.op} abandoned: caller deadline passed`,
-          { op: x.op, path: x.path, timeoutMs: deadline, retryable: true },
+          // The request may have been sent: an enc_keys cut off here may have been served.
+          { op: x.op, path: x.path, timeoutMs: deadline, retryable: true, responseLost: true, socketRetried: ctx.retried },
           { cause: e },
         );
       }
@@ -264,14 +267,14 @@ function closedFreshConnection(x: Exchange, st: SocketState, cause: unknown): Qk
       ErrorCodes.KMS_TLS,
       `KME closed a new TLS 1.3 connection right after the handshake without answering ${x.op}: ` +
         `it most likely rejected our SAE client certificate (check that the KME trusts the CA that issued it)`,
-      { op: x.op, path: x.path, retryable: false },
+      { op: x.op, path: x.path, retryable: false, responseLost: false, socketRetried: false },
       { cause },
     );
   }
   return new QkdgwError(
     ErrorCodes.KMS_CONNECT,
     `KME closed a new connection without answering ${x.op}`,
-    { op: x.op, path: x.path, retryable: true },
+    { op: x.op, path: x.path, retryable: true, responseLost: true, socketRetried: false },
     { cause },
   );
 }

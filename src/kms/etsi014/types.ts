@@ -42,6 +42,12 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Total deadline for this call in ms; the smaller of this and the client's timeoutMs wins. */
   timeoutMs?: number;
+  /**
+   * false: no BC-05 retry on a new connection after a socket error before any response.
+   * Default true. A caller that already retried a possibly-served enc_keys once sets it,
+   * so a lost enc_keys is never sent a third time.
+   */
+  socketRetry?: boolean;
 }
 
 /** The three ETSI 014 operations, used in logs and error details. */

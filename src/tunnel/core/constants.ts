@@ -36,6 +36,14 @@ export const Spec = {
   MAX_CONTROL_FRAME: 65_536,
   /** protocol.md s2: receiver_index range 1..2^32-1. */
   RECEIVER_INDEX_MAX: 2 ** 32 - 1,
+  /** protocol.md s6 `preferred`: a degraded epoch rekeys after 60 s. */
+  DEGRADED_LIFETIME_MS: 60_000,
+  /** protocol.md s6 `preferred`: 3 consecutive good status checks before QKD again. */
+  RECOVERY_CHECKS: 3,
+  /** protocol.md s6 `preferred`: key_unavailable on this many consecutive QKD INITs -> degraded. */
+  KEY_UNAVAILABLE_STEP_DOWN: 3,
+  /** protocol.md s6: KME status checks 10 s apart. */
+  STATUS_INTERVAL_MS: 10_000,
   /** mode bits (protocol.md s3). */
   MODE_CHAINED: 0x01,
   MODE_DEGRADED: 0x02,

@@ -30,6 +30,8 @@ export class Epoch {
   /** Records and bytes sealed by this side under this epoch (all carriers and L3). */
   sealedRecords = 0;
   sealedBytes = 0;
+  /** Records this side opened (authenticated) under this epoch, all carriers and L3. */
+  openedRecords = 0;
   /** Open carriers whose last received epoch is this one (protocol.md s4 pins). */
   pins = 0;
   /** The new-carrier replay set (protocol.md s5.1), lower-case hex flow_ids. */
@@ -75,6 +77,11 @@ export class Epoch {
   /** True while this side may still seal under it (time and record hard limits). */
   canSeal(now: number): boolean {
     return !this.wiped && now < this.hardLimitAt && this.sealedRecords < this.hardLimitRecords;
+  }
+
+  /** True once the peer sealed `hardLimitRecords` records under it: nothing more is accepted (s6). */
+  get recvExhausted(): boolean {
+    return this.openedRecords >= this.hardLimitRecords;
   }
 
   /** Wipes the chain secret once the successor is confirmed (protocol.md s3.2). */

@@ -39,6 +39,13 @@ export interface SessionOptions {
   maxFlowsPerEpoch: number;
   /** Upper bound on the initiator's wait for enc_keys (the KME client has its own deadline). */
   keyFetchTimeoutMs?: number;
+  /** Handshake retry backoff bounds, ms (protocol.md s6: 500 .. 30 000). */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+  /** `preferred`: a degraded epoch rekeys this long after it starts, ms (protocol.md s6: 60 000). */
+  degradedLifetimeMs?: number;
+  /** `preferred`: consecutive KME status checks with stored keys before a QKD epoch again (s6: 3). */
+  recoveryChecks?: number;
   /** This side's receiver_index for the pair (1..2^32-1), drawn by the caller. */
   receiverIndex: number;
   /** Uniform [0,1) source for jitter; tests pass a fixed one. */
@@ -57,7 +64,9 @@ export type SessionEvent =
   | { type: 'key-failed'; hs: number; code: string; message: string }
   | { type: 'tick' }
   /** The data plane rekey triggers (records, bytes, flows). */
-  | { type: 'trigger'; reason: RekeyReason };
+  | { type: 'trigger'; reason: RekeyReason }
+  /** A KME `status` check for this pair: stored_key_count, or null when the check failed. */
+  | { type: 'kme-status'; storedKeyCount: number | null };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -99,6 +108,7 @@ type InitiatorFlight =
       epoch: number;
       started: number;
       deadline: number;
+      degraded: boolean;
       ctx: HandshakeContext;
       pending: InitiatorPending;
       kQkd: SecretBytes;
@@ -156,11 +166,25 @@ export class PeerSession {
   #requestedAt = 0;
   #keyIds = new KeyIdMemory(Spec.KEY_ID_MEMORY);
   #hardLimitNotified: number | null = null;
+  /** Initiator under `preferred` (protocol.md s6): the ladder's state and its evidence. */
+  #ladder: 'qkd' | 'degraded' = 'qkd';
+  #goodChecks = 0;
+  #keyUnavailableStreak = 0;
+  /** The next attempt is a degraded INIT at once (its QKD attempt failed). */
+  #stepDown: string | null = null;
   /** `now` of the event being handled. */
   #now = 0;
 
   constructor(opts: SessionOptions) {
-    this.opts = { keyFetchTimeoutMs: 10_000, random: Math.random, ...opts };
+    this.opts = {
+      keyFetchTimeoutMs: 10_000,
+      backoffMinMs: Spec.BACKOFF_MIN_MS,
+      backoffMaxMs: Spec.BACKOFF_MAX_MS,
+      degradedLifetimeMs: Spec.DEGRADED_LIFETIME_MS,
+      recoveryChecks: Spec.RECOVERY_CHECKS,
+      random: Math.random,
+      ...opts,
+    };
     this.role = roleOf(opts.selfId, opts.peerId);
     this.slots = new EpochSlots({ graceMs: opts.graceMs, carrierHoldMs: opts.carrierHoldMs });
   }
@@ -175,6 +199,12 @@ export class PeerSession {
   get handshakeInFlight(): boolean {
     return this.#iFlight !== null || this.#rFlight !== null;
   }
+  /** The degradation ladder (protocol.md s6), for status and metrics. */
+  get ladder(): { mode: 'qkd' | 'degraded'; goodChecks: number; keyUnavailableStreak: number } {
+    const c = this.slots.current;
+    const mode = c && (c.mode & Spec.MODE_DEGRADED) !== 0 ? 'degraded' : this.role === 'initiator' ? this.#ladder : 'qkd';
+    return { mode, goodChecks: this.#goodChecks, keyUnavailableStreak: this.#keyUnavailableStreak };
+  }
 
   // ---------------------------------------------------------------- data-plane queries
 
@@ -187,7 +217,7 @@ export class PeerSession {
   /** The epoch a new carrier's OPEN may use (protocol.md s4), by the low 32 bits of its number. */
   newCarrierEpoch(low32: number, now: number): Epoch | null {
     const e = this.slots.byLow32(low32);
-    return e && this.slots.acceptsNewCarriers(e, now) ? e : null;
+    return e && !e.recvExhausted && this.slots.acceptsNewCarriers(e, now) ? e : null;
   }
 
   /**
@@ -195,9 +225,9 @@ export class PeerSession {
    * `last` itself while pinned, or a newer slot epoch still receive-capable.
    */
   carrierEpoch(low32: number, last: Epoch | null, now: number): Epoch | null {
-    if (last && last.low32 === low32) return last.wiped || now >= last.hardLimitAt + this.opts.carrierHoldMs ? null : last;
+    if (last && last.low32 === low32) return last.wiped || last.recvExhausted || now >= last.hardLimitAt + this.opts.carrierHoldMs ? null : last;
     const e = this.slots.byLow32(low32);
-    if (!e || e.wiped || (last && e.n <= last.n)) return null;
+    if (!e || e.wiped || e.recvExhausted || (last && e.n <= last.n)) return null;
     if (e === this.slots.next) return now < e.hardLimitAt ? e : null;
     return now < e.hardLimitAt + this.opts.graceMs ? e : null;
   }
@@ -208,6 +238,9 @@ export class PeerSession {
    */
   onAuthenticatedRecord(e: Epoch, now: number): SessionAction[] {
     const out: SessionAction[] = [];
+    // protocol.md s6: limits count per epoch and direction; a peer that seals past the
+    // hard limit is refused from then on (carrierEpoch/newCarrierEpoch return null).
+    e.openedRecords++;
     if (this.role === 'responder' && e === this.slots.next && now < e.hardLimitAt) {
       this.#promoteNext(now, out, 'record');
     } else if (this.role === 'initiator' && e === this.slots.current && this.slots.previous && this.slots.previous.graceFrom === null) {
@@ -221,6 +254,13 @@ export class PeerSession {
     e.sealedRecords++;
     e.sealedBytes += bytes;
     if (e !== this.slots.current) return [];
+    if (e.sealedRecords === e.hardLimitRecords) {
+      // BC-16: the sender stops here; carriers queue until a successor is installed.
+      const out = this.handle({ type: 'trigger', reason: 'records' }, now);
+      out.push({ type: 'log', level: 'error', event: 'epoch_hard_limit', fields: { epoch: e.n, limit: 'records', sealed_records: e.sealedRecords, qkd: this.opts.qkd } });
+      out.push({ type: 'epochs-changed' });
+      return out;
+    }
     if (e.sealedRecords === this.opts.rekeyAfterRecords) return this.handle({ type: 'trigger', reason: 'records' }, now);
     if (e.sealedBytes >= this.opts.rekeyAfterBytes && e.sealedBytes - bytes < this.opts.rekeyAfterBytes) return this.handle({ type: 'trigger', reason: 'bytes' }, now);
     return [];
@@ -268,6 +308,9 @@ export class PeerSession {
         break;
       case 'trigger':
         this.#onTrigger(ev.reason, now, out);
+        break;
+      case 'kme-status':
+        this.#onKmeStatus(ev.storedKeyCount, out);
         break;
       case 'tick':
         break;
@@ -432,7 +475,8 @@ export class PeerSession {
     if (this.role === 'initiator') {
       const f = this.#iFlight;
       if (!f || f.conn !== c.id || f.epoch !== a.epoch) return this.#count('alert_ignored', out, { code: a.code, epoch: a.epoch });
-      this.#failInitiator(`peer refused: ${a.code}`, now, out);
+      if (a.code === 'policy_refused' && f.degraded) out.push({ type: 'log', level: 'error', event: 'degraded_refused_by_peer', fields: { epoch: a.epoch, message: a.message } });
+      this.#failInitiator(`peer refused: ${a.code}`, now, out, a.code === 'key_unavailable' ? 'key_unavailable' : 'other');
       return;
     }
     const f = this.#rFlight;
@@ -488,11 +532,50 @@ export class PeerSession {
     }
     this.#see(epoch); // a number sent in an INIT is never reused
     const hs = ++this.#hsSeq;
-    const degraded = this.opts.qkd === 'off';
+    const degraded = this.#nextIsDegraded();
+    const stepDown = this.#stepDown;
+    this.#stepDown = null;
     this.#iFlight = { phase: 'key', hs, conn: c.id, epoch, started: now, deadline: now + (degraded ? 0 : this.opts.keyFetchTimeoutMs), degraded };
-    out.push({ type: 'log', level: 'info', event: 'handshake_started', fields: { epoch, reason: want.reason, mode: degraded ? 'degraded' : 'qkd' } });
+    out.push({ type: 'log', level: 'info', event: 'handshake_started', fields: { epoch, reason: stepDown ? `${want.reason}; degraded because ${stepDown}` : want.reason, mode: degraded ? 'degraded' : 'qkd' } });
     if (degraded) this.#sendInit(null, now, out);
     else out.push({ type: 'get-key', hs });
+  }
+
+  /** protocol.md s6: whether this initiator's next INIT is degraded (bit1, no QKD key). */
+  #nextIsDegraded(): boolean {
+    if (this.opts.qkd === 'off') return true;
+    if (this.opts.qkd !== 'preferred') return false;
+    if (this.#stepDown !== null) return true;
+    return this.#ladder === 'degraded' && this.#goodChecks < this.opts.recoveryChecks;
+  }
+
+  #onKmeStatus(stored: number | null, out: SessionAction[]): void {
+    const before = this.#goodChecks;
+    this.#goodChecks = stored !== null && stored >= 1 ? this.#goodChecks + 1 : 0;
+    if (this.role !== 'initiator' || this.opts.qkd !== 'preferred' || this.#ladder !== 'degraded') return;
+    if (before < this.opts.recoveryChecks && this.#goodChecks >= this.opts.recoveryChecks) {
+      out.push({ type: 'log', level: 'info', event: 'qkd_recovery_ready', fields: { good_checks: this.#goodChecks, stored_key_count: stored } });
+    } else if (before >= this.opts.recoveryChecks && this.#goodChecks === 0) {
+      out.push({ type: 'log', level: 'warn', event: 'qkd_recovery_lost', fields: { stored_key_count: stored } });
+    }
+  }
+
+  /**
+   * protocol.md s6 `preferred`: a QKD attempt whose enc_keys failed, or the third QKD INIT
+   * in a row answered `key_unavailable`, is retried at once as a degraded INIT.
+   */
+  #maybeStepDown(kind: 'enc_keys' | 'key_unavailable' | 'other', wasDegraded: boolean, reason: string, out: SessionAction[]): boolean {
+    if (wasDegraded) return false;
+    if (kind === 'key_unavailable') this.#keyUnavailableStreak++;
+    else this.#keyUnavailableStreak = 0;
+    if (this.opts.qkd !== 'preferred') return false;
+    const why = kind === 'enc_keys' ? 'enc_keys failed after its retries' : kind === 'key_unavailable' && this.#keyUnavailableStreak >= Spec.KEY_UNAVAILABLE_STEP_DOWN ? `${this.#keyUnavailableStreak} QKD INITs in a row got key_unavailable` : null;
+    if (!why) return false;
+    this.#stepDown = why;
+    this.#keyUnavailableStreak = 0;
+    this.#goodChecks = 0; // hysteresis: N fresh good checks before the next QKD attempt
+    out.push({ type: 'log', level: 'warn', event: 'qkd_step_down', fields: { reason: why, cause: reason } });
+    return true;
   }
 
   #onMasterKey(hs: number, keyId: string, key: SecretBytes, now: number, out: SessionAction[]): void {
@@ -534,7 +617,7 @@ export class PeerSession {
     const keyIds = k ? [k.keyId] : [];
     const ctx: HandshakeContext = { suite, epoch: f.epoch, mode, idI: this.opts.selfId, idR: this.opts.peerId, keyIds, exporter: c.exporter, salt: chained ? cur!.chain.expose() : null };
     const pending = new InitiatorPending();
-    this.#iFlight = { phase: 'resp', hs: f.hs, conn: f.conn, epoch: f.epoch, started: f.started, deadline: now + this.opts.handshakeTimeoutMs, ctx, pending, kQkd: k ? k.key : SecretBytes.zero(32), saltEpoch: chained ? cur : null };
+    this.#iFlight = { phase: 'resp', hs: f.hs, conn: f.conn, epoch: f.epoch, started: f.started, deadline: now + this.opts.handshakeTimeoutMs, degraded: k === null, ctx, pending, kQkd: k ? k.key : SecretBytes.zero(32), saltEpoch: chained ? cur : null };
     out.push({ type: 'send', conn: c.id, msg: { type: 'INIT', suite, epoch: f.epoch, mode, key_IDs: keyIds, N_I: pending.nI, pkX_I: pending.x.publicKey, ek_M: pending.ek } });
   }
 
@@ -576,7 +659,7 @@ export class PeerSession {
       out.push({ type: 'send', conn: f.conn, msg: alert('handshake_timeout', 'no valid RESP in time', f.epoch) });
       this.#failInitiator('handshake timeout', now, out);
     } else if (f && now >= f.deadline && f.phase === 'key') {
-      this.#failInitiator('enc_keys did not answer in time', now, out);
+      this.#failInitiator('enc_keys did not answer in time', now, out, 'enc_keys');
     }
     const rf = this.#rFlight;
     if (rf && now >= rf.deadline) {
@@ -587,7 +670,8 @@ export class PeerSession {
     const c = this.slots.current;
     if (c && this.#hardLimitNotified !== c.n && now >= c.hardLimitAt) {
       this.#hardLimitNotified = c.n;
-      out.push({ type: 'log', level: 'warn', event: 'epoch_hard_limit', fields: { epoch: c.n } });
+      // The alarm of protocol.md s6 (`required`: no QKD key, no new epoch): traffic for the pair now waits (hold).
+      out.push({ type: 'log', level: 'error', event: 'epoch_hard_limit', fields: { epoch: c.n, limit: 'time', qkd: this.opts.qkd, failures: this.#failures } });
       out.push({ type: 'epochs-changed' });
     }
     for (const e of this.slots.expiredPins(now)) {
@@ -608,7 +692,7 @@ export class PeerSession {
   #onKeyFailed(hs: number, code: string, message: string, now: number, out: SessionAction[]): void {
     if (this.role === 'initiator') {
       const f = this.#iFlight;
-      if (f && f.hs === hs && f.phase === 'key') this.#failInitiator(`enc_keys failed: ${code}: ${message}`, now, out);
+      if (f && f.hs === hs && f.phase === 'key') this.#failInitiator(`enc_keys failed: ${code}: ${message}`, now, out, 'enc_keys');
       return;
     }
     const f = this.#rFlight;
@@ -618,17 +702,18 @@ export class PeerSession {
     out.push({ type: 'log', level: 'warn', event: 'handshake_failed', fields: { epoch: f.init.epoch, reason: `key_unavailable: ${code}: ${message}`, key_IDs: f.init.key_IDs } });
   }
 
-  #failInitiator(reason: string, now: number, out: SessionAction[]): void {
+  #failInitiator(reason: string, now: number, out: SessionAction[], kind: 'enc_keys' | 'key_unavailable' | 'other' = 'other'): void {
     const f = this.#iFlight;
     if (!f) return;
     this.#abortInitiatorFlight();
     this.#noteFailure(now);
-    out.push({ type: 'log', level: 'warn', event: 'handshake_failed', fields: { epoch: f.epoch, reason, failures: this.#failures, retry_in_ms: Math.max(0, this.#notBefore - now) } });
+    const stepDown = this.#maybeStepDown(kind, f.degraded, reason, out);
+    out.push({ type: 'log', level: 'warn', event: 'handshake_failed', fields: { epoch: f.epoch, reason, mode: f.degraded ? 'degraded' : 'qkd', failures: this.#failures, retry_in_ms: stepDown ? 0 : Math.max(0, this.#notBefore - now) } });
     if (this.#failingSince !== null && !this.#failAlarmed && now - this.#failingSince >= Spec.FAILURE_ALARM_AFTER_MS) {
       this.#failAlarmed = true;
       out.push({ type: 'log', level: 'error', event: 'handshake_failing', fields: { since_ms: now - this.#failingSince, failures: this.#failures } });
     }
-    this.#wantHandshake(`retry after: ${reason}`, false);
+    this.#wantHandshake(`retry after: ${reason}`, stepDown);
   }
 
   #abortInitiatorFlight(): void {
@@ -644,9 +729,10 @@ export class PeerSession {
     this.#failures++;
     if (this.#failingSince === null) this.#failingSince = now;
     const failingFor = now - this.#failingSince;
-    const base = failingFor >= Spec.FAILURE_ALARM_AFTER_MS ? Spec.BACKOFF_MAX_MS : Math.min(Spec.BACKOFF_MAX_MS, Spec.BACKOFF_MIN_MS * 2 ** (this.#failures - 1));
+    const { backoffMinMs: min, backoffMaxMs: max } = this.opts;
+    const base = failingFor >= Spec.FAILURE_ALARM_AFTER_MS ? max : Math.min(max, min * 2 ** Math.min(this.#failures - 1, 52));
     // Jitter in [base/2, base] so that both ends of many pairs do not retry in lockstep.
-    this.#notBefore = now + Math.max(Spec.BACKOFF_MIN_MS, Math.round(base * (0.5 + 0.5 * this.opts.random())));
+    this.#notBefore = now + Math.max(min, Math.round(base * (0.5 + 0.5 * this.opts.random())));
   }
 
   #succeeded(): void {
@@ -775,7 +861,7 @@ export class PeerSession {
 
   #responderRequestAt(c: Epoch): number {
     if (this.#requestedFor === c.n) return this.#requestedAt + this.opts.handshakeTimeoutMs;
-    return c.derivedAt + this.opts.rekeyAfterTimeMs + Spec.RESPONDER_REKEY_EXTRA_MS;
+    return c.derivedAt + this.#rekeyAfterMs(c) + Spec.RESPONDER_REKEY_EXTRA_MS;
   }
 
   #maybeRequest(reason: RekeyReason, now: number, out: SessionAction[]): void {
@@ -793,9 +879,21 @@ export class PeerSession {
   // ---------------------------------------------------------------- shared
 
   #install(e: Epoch, graceFrom: number | null, now: number, out: SessionAction[], why = 'tag_R verified'): void {
+    const wasDegraded = this.slots.current !== null && (this.slots.current.mode & Spec.MODE_DEGRADED) !== 0;
     const evicted = this.slots.install(e, graceFrom);
     this.#see(e.n);
-    if (this.role === 'initiator') this.#rekeyAt = now + this.opts.rekeyAfterTimeMs + Math.floor(this.opts.random() * this.opts.rekeyJitterMs);
+    if (this.role === 'initiator') this.#rekeyAt = now + this.#rekeyAfterMs(e) + Math.floor(this.opts.random() * this.opts.rekeyJitterMs);
+    const degraded = (e.mode & Spec.MODE_DEGRADED) !== 0;
+    if (degraded && !wasDegraded) {
+      // The alarm of protocol.md s6: traffic is protected by ML-KEM + X25519 only.
+      out.push({ type: 'log', level: 'error', event: 'qkd_degraded', fields: { epoch: e.n, qkd: this.opts.qkd, lifetime_ms: this.#rekeyAfterMs(e), recovery_checks: this.opts.recoveryChecks } });
+    } else if (!degraded && wasDegraded) {
+      out.push({ type: 'log', level: 'info', event: 'qkd_restored', fields: { epoch: e.n, key_IDs: e.keyIds, good_checks: this.#goodChecks } });
+    }
+    if (this.role === 'initiator') {
+      this.#ladder = degraded ? 'degraded' : 'qkd';
+      if (!degraded) this.#keyUnavailableStreak = 0;
+    }
     out.push({
       type: 'log',
       level: 'info',
@@ -803,6 +901,11 @@ export class PeerSession {
       fields: { epoch: e.n, key_IDs: e.keyIds, suite: e.suite, mode: e.mode, degraded: (e.mode & Spec.MODE_DEGRADED) !== 0, chained: (e.mode & Spec.MODE_CHAINED) !== 0, previous: this.slots.previous?.n ?? null, evicted: evicted?.n ?? null, role: this.role, why },
     });
     out.push({ type: 'epochs-changed' });
+  }
+
+  /** Rekey time of `e`: `degraded_lifetime` for a degraded epoch under `preferred` (s6). */
+  #rekeyAfterMs(e: Epoch): number {
+    return (e.mode & Spec.MODE_DEGRADED) !== 0 && this.opts.qkd === 'preferred' ? Math.min(this.opts.degradedLifetimeMs, this.opts.rekeyAfterTimeMs) : this.opts.rekeyAfterTimeMs;
   }
 
   #discardNext(reason: string, out: SessionAction[]): void {
