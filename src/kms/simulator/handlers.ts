@@ -14,6 +14,7 @@ import { MSG_INSUFFICIENT, MSG_KEYS_NOT_FOUND } from './constants.js';
 import type { Reply } from './http.js';
 import type { KeyPool } from './link.js';
 import type { ResolvedEndpoint, ResolvedKmeSimConfig } from './options.js';
+import { MSG_KEY_NOT_FOUND_404, type KmeQuirks } from './quirks.js';
 import type { PendingKey, PendingKeyStore } from './store.js';
 import type { KeyRequest } from './validation.js';
 
@@ -26,6 +27,10 @@ export interface KmeContext {
   selfSaes: ReadonlySet<string>;
   peerSaes: ReadonlySet<string>;
   config: ResolvedKmeSimConfig;
+  /** The quirk modes now (live: the control API changes them between requests). */
+  quirks: Readonly<KmeQuirks>;
+  /** True (and counts one down) when the next key this KME hands out must be mis-keyed (faults.ts `mismatchNext`). */
+  takeMismatch(): boolean;
   pool: KeyPool;
   store: PendingKeyStore;
   clock: Clock;
@@ -55,7 +60,7 @@ export function handleStatus(ctx: KmeContext, caller: string, slave: string): Re
       slave_SAE_ID: slave,
       key_size: l.keySizeBits,
       stored_key_count: ctx.pool.storedKeyCount(),
-      max_key_count: l.maxKeyCount,
+      max_key_count: ctx.pool.maxKeyCount,
       max_key_per_request: l.maxKeyPerRequest,
       max_key_size: l.maxKeySizeBits,
       min_key_size: l.minKeySizeBits,
@@ -81,7 +86,7 @@ function freshKeyId(store: PendingKeyStore): string {
 export function handleEncKeys(ctx: KmeContext, caller: string, slave: string, req: KeyRequest): Reply {
   if (!ctx.peerSaes.has(slave)) return unknownSlave(slave);
   let count = req.number;
-  const mode = ctx.config.quirks.exhaustion;
+  const mode = ctx.quirks.exhaustion;
   if (mode === 'partial-200') count = Math.min(count, ctx.pool.keysAvailable(req.sizeBits));
   if (!ctx.pool.take(count, req.sizeBits)) {
     return { status: mode === '400' ? 400 : 503, body: { message: MSG_INSUFFICIENT } };
@@ -94,6 +99,7 @@ export function handleEncKeys(ctx: KmeContext, caller: string, slave: string, re
   }
   // Serialise before the store may drop (and wipe) old entries.
   const body = { keys: keys.map((k) => ({ key_ID: k.key_ID, key: k.bytes.expose().toString('base64') })) };
+  misKey(ctx, keys);
   const dropped = ctx.store.add(keys);
   if (dropped.length > 0) {
     ctx.logger.warn(
@@ -106,19 +112,50 @@ export function handleEncKeys(ctx: KmeContext, caller: string, slave: string, re
 }
 
 /**
- * Get key with key IDs for slave `caller` under master `master`: returns and removes
- * every named key, or none (etsi014.md S21-S24, A8-A10). 401 without body when the
- * caller is not the slave of a named key (T7); 400 with the spec message when any is
- * unknown, already delivered or under another master.
+ * Fault `mismatchNext` (faults.ts): the slave's copy of the next keys gets other random
+ * bytes, after the master's answer was serialised from the true ones.
  */
-export function handleDecKeys(ctx: KmeContext, caller: string, master: string, keyIds: string[]): Reply {
-  const r = ctx.store.claim(keyIds, caller, master);
-  if (r.kind === 'unauthorized') return { status: 401 };
-  if (r.kind === 'not_found') {
-    return { status: 400, body: { message: MSG_KEYS_NOT_FOUND, details: r.key_IDs.map((id) => ({ key_ID_not_found: id })) } };
+function misKey(ctx: KmeContext, keys: PendingKey[]): void {
+  for (const k of keys) {
+    if (!ctx.takeMismatch()) return;
+    const other = randomFillSync(Buffer.allocUnsafeSlow(k.bytes.length));
+    // Equal by chance only with probability 2^-(8*length); make even that impossible.
+    if (other.equals(k.bytes.expose())) other[0] ^= 1;
+    k.bytes.wipe();
+    k.bytes = SecretBytes.adopt(other);
+    ctx.logger.info({ event: 'kme_fault_injected', kme: ctx.self.kmeId, fault: 'mismatch', key_ID: k.key_ID });
   }
+}
+
+/** The answer for key_IDs that cannot be returned: spec 400, or the `unknownId404` quirk. */
+function notFound(ctx: KmeContext, keyIds: string[]): Reply {
+  if (ctx.quirks.unknownId404) return { status: 404, body: { message: MSG_KEY_NOT_FOUND_404 } };
+  return { status: 400, body: { message: MSG_KEYS_NOT_FOUND, details: keyIds.map((id) => ({ key_ID_not_found: id })) } };
+}
+
+/**
+ * Get key with key IDs for slave `caller`, `pathSae` being the SAE ID in the URL (the
+ * master's, per spec): returns and removes every named key, or none (etsi014.md S21-S24,
+ * A8-A10). 401 without body when the caller is not the slave of a named key (T7); 400
+ * with the spec message when any is unknown, already delivered or under another master.
+ * Quirks `decKeysPathSlave`, `decKeysNonConsuming` and `unknownId404` change this as
+ * described in quirks.ts.
+ */
+export function handleDecKeys(ctx: KmeContext, caller: string, pathSae: string, keyIds: string[]): Reply {
+  let master: string | null = pathSae;
+  if (ctx.quirks.decKeysPathSlave) {
+    // The IDQ form: the path names the slave itself, and any master's key is served.
+    if (pathSae !== caller) return notFound(ctx, keyIds);
+    master = null;
+  }
+  const consume = !ctx.quirks.decKeysNonConsuming;
+  const r = ctx.store.claim(keyIds, caller, master, { consume });
+  if (r.kind === 'unauthorized') return { status: 401 };
+  if (r.kind === 'not_found') return notFound(ctx, r.key_IDs);
   const body = { keys: r.keys.map((k) => ({ key_ID: k.key_ID, key: k.bytes.expose().toString('base64') })) };
-  ctx.delivered('dec', master, caller, r.keys);
-  for (const k of r.keys) k.bytes.wipe();
+  const masters = [...new Set(r.keys.map((k) => k.master))];
+  for (const m of masters) ctx.delivered('dec', m, caller, r.keys.filter((k) => k.master === m));
+  // Non-consumed keys stay in the store and keep their bytes for the next fetch.
+  if (consume) for (const k of r.keys) k.bytes.wipe();
   return { status: 200, body, secret: true };
 }

@@ -4,6 +4,7 @@
  * 400/503 (and 404/405 for paths and methods outside the API), and 401 with no body.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { htmlErrorPage } from './quirks.js';
 import type { ErrorBody } from './validation.js';
 
 export type Reply =
@@ -31,9 +32,23 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
   });
 }
 
-/** Writes `reply`. JSON is sent as `application/json` UTF-8; 401 carries no body at all (T4). */
-export function sendReply(res: ServerResponse, reply: Reply): void {
+/**
+ * Writes `reply`. JSON is sent as `application/json` UTF-8; 401 carries no body at all (T4).
+ * With `html` (quirk `htmlErrors`, etsi014.md A15) every non-200 answer carries a
+ * `text/html` page instead, 401 included, as Flask's `abort()` does.
+ */
+export function sendReply(res: ServerResponse, reply: Reply, opts: { html?: boolean } = {}): void {
   if (res.headersSent || res.destroyed) return;
+  if (reply.status !== 200 && opts.html) {
+    const page = Buffer.from(htmlErrorPage(reply.status, 'body' in reply ? reply.body.message : undefined), 'utf8');
+    res.writeHead(reply.status, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': String(page.length),
+      ...('headers' in reply ? reply.headers : {}),
+    });
+    res.end(page);
+    return;
+  }
   if (reply.status === 401) {
     res.writeHead(401, { 'content-length': '0' });
     res.end();

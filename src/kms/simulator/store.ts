@@ -65,8 +65,12 @@ export class PendingKeyStore {
    * Removes and returns the keys named by `keyIds` for slave `caller` under master
    * `master`, or nothing at all. `keyIds` must be free of duplicates (the caller checks).
    * The caller owns the returned bytes and must wipe them.
+   *
+   * Quirk forms (quirks.ts): `master` null accepts keys of any master (`decKeysPathSlave`);
+   * `consume: false` leaves the keys in the store (`decKeysNonConsuming`), and then the
+   * caller must NOT wipe the returned bytes.
    */
-  claim(keyIds: string[], caller: string, master: string): ClaimResult {
+  claim(keyIds: string[], caller: string, master: string | null, opts: { consume?: boolean } = {}): ClaimResult {
     const found: PendingKey[] = [];
     const missing: string[] = [];
     let unauthorized = false;
@@ -74,18 +78,30 @@ export class PendingKeyStore {
       const k = this.#keys.get(id);
       if (!k) missing.push(id);
       else if (k.slave !== caller) unauthorized = true;
-      else if (k.master !== master) missing.push(id);
+      else if (master !== null && k.master !== master) missing.push(id);
       else found.push(k);
     }
     if (unauthorized) return { kind: 'unauthorized' };
     if (missing.length > 0) return { kind: 'not_found', key_IDs: missing };
-    for (const k of found) this.#keys.delete(k.key_ID);
+    if (opts.consume !== false) for (const k of found) this.#keys.delete(k.key_ID);
     return { kind: 'ok', keys: found };
   }
 
-  /** Wipes and forgets every pending key. */
-  clear(): void {
+  /** Number of pending keys per `group(key)` value, e.g. per direction of the link. */
+  countBy(group: (k: PendingKey) => string): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const k of this.#keys.values()) {
+      const g = group(k);
+      out[g] = (out[g] ?? 0) + 1;
+    }
+    return out;
+  }
+
+  /** Wipes and forgets every pending key. @returns how many there were */
+  clear(): number {
+    const n = this.#keys.size;
     for (const k of this.#keys.values()) k.bytes.wipe();
     this.#keys.clear();
+    return n;
   }
 }

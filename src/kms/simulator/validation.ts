@@ -56,17 +56,27 @@ export function parseJsonObject(raw: Buffer): Parsed<Record<string, unknown>> {
   return { ok: true, value: v };
 }
 
-/** Checks `number` and `size` against the link's limits (s6.2; etsi014.md A11, A12, S13, S14). */
-function checkNumberAndSize(number: number, sizeBits: number, link: ResolvedLink): Parsed<KeyRequest> {
+/**
+ * The unit the KME reads `size` (and its own `key_size`) in: `bits` per spec (s6.2, T10),
+ * `bytes` under the `sizeAsBytes` quirk (quirks.ts).
+ */
+export type SizeUnit = 'bits' | 'bytes';
+
+/**
+ * Checks `number` and `size` against the link's limits (s6.2; etsi014.md A11, A12, S13,
+ * S14). In `bytes` the limits are compared as plain numbers and any whole size passes the
+ * multiple-of-8 rule.
+ */
+function checkNumberAndSize(number: number, size: number, link: ResolvedLink, unit: SizeUnit): Parsed<KeyRequest> {
   if (!Number.isSafeInteger(number) || number < 1 || number > link.maxKeyPerRequest) {
     return bad(`number shall be an integer from 1 to ${link.maxKeyPerRequest}`);
   }
-  if (!Number.isSafeInteger(sizeBits)) return bad('size shall be an integer');
-  if (sizeBits % 8 !== 0) return bad(MSG_SIZE_MULTIPLE_OF_8);
-  if (sizeBits < link.minKeySizeBits || sizeBits > link.maxKeySizeBits) {
-    return bad(`size shall be from ${link.minKeySizeBits} to ${link.maxKeySizeBits} bits`);
+  if (!Number.isSafeInteger(size)) return bad('size shall be an integer');
+  if (unit === 'bits' && size % 8 !== 0) return bad(MSG_SIZE_MULTIPLE_OF_8);
+  if (size < link.minKeySizeBits || size > link.maxKeySizeBits) {
+    return bad(`size shall be from ${link.minKeySizeBits} to ${link.maxKeySizeBits} ${unit}`);
   }
-  return { ok: true, value: { number, sizeBits } };
+  return { ok: true, value: { number, sizeBits: unit === 'bits' ? size : size * 8 } };
 }
 
 function checkExtensionArray(v: unknown, name: string): Parsed<Array<Record<string, unknown>>> {
@@ -79,7 +89,7 @@ function checkExtensionArray(v: unknown, name: string): Parsed<Array<Record<stri
  * Checks a Key request body (POST enc_keys). Defaults: number 1, size = `key_size`.
  * The simulator supports no extensions and no multicast (`max_SAE_ID_count` = 0).
  */
-export function parseKeyRequestJson(body: Record<string, unknown>, link: ResolvedLink): Parsed<KeyRequest> {
+export function parseKeyRequestJson(body: Record<string, unknown>, link: ResolvedLink, unit: SizeUnit = 'bits'): Parsed<KeyRequest> {
   const number = body.number === undefined ? 1 : body.number;
   const size = body.size === undefined ? link.keySizeBits : body.size;
   if (typeof number !== 'number') return bad('number shall be an integer');
@@ -104,13 +114,13 @@ export function parseKeyRequestJson(body: Record<string, unknown>, link: Resolve
       unsupported.map((name) => ({ extension_mandatory_unsupported: name })),
     );
   }
-  return checkNumberAndSize(number, size, link);
+  return checkNumberAndSize(number, size, link, unit);
 }
 
 const DECIMAL_RE = /^[0-9]{1,15}$/;
 
 /** Checks the simple GET form of Get key: `?number=N&size=S` (s6.2), both optional. */
-export function parseKeyRequestQuery(q: URLSearchParams, link: ResolvedLink): Parsed<KeyRequest> {
+export function parseKeyRequestQuery(q: URLSearchParams, link: ResolvedLink, unit: SizeUnit = 'bits'): Parsed<KeyRequest> {
   const read = (name: string, dflt: number): Parsed<number> => {
     const all = q.getAll(name);
     if (all.length === 0) return { ok: true, value: dflt };
@@ -122,7 +132,7 @@ export function parseKeyRequestQuery(q: URLSearchParams, link: ResolvedLink): Pa
   if (!number.ok) return number;
   const size = read('size', link.keySizeBits);
   if (!size.ok) return size;
-  return checkNumberAndSize(number.value, size.value, link);
+  return checkNumberAndSize(number.value, size.value, link, unit);
 }
 
 function checkKeyIdList(ids: string[], link: ResolvedLink): Parsed<string[]> {
