@@ -23,7 +23,8 @@ function giveUp(why) {
   process.exit(0);
 }
 
-if (['0', 'false', 'no', 'off'].includes(String(process.env.QKDGW_NATIVE ?? '').toLowerCase())) giveUp('QKDGW_NATIVE=0');
+// The gateway reads QKDGW_NATIVE the same way: 0 disables the addon, 1 requires it.
+if (process.env.QKDGW_NATIVE === '0') giveUp('QKDGW_NATIVE=0 (an addon built earlier is left in place; the gateway will not load it)');
 
 function findNodeGyp() {
   const candidates = [process.env.npm_config_node_gyp];
@@ -48,15 +49,21 @@ function findNodeDir() {
 const gyp = findNodeGyp();
 if (!gyp) giveUp('node-gyp not found (install npm or `npm i -g node-gyp`)');
 const nodedir = findNodeDir();
-const args = [gyp, 'rebuild', `--directory=${join(root, 'native')}`, ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
-const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
-if (r.error) giveUp(`node-gyp could not run: ${r.error.message}`);
-if (r.status !== 0) giveUp(`node-gyp exited with ${r.status ?? r.signal} (a C compiler, make and python3 are needed)`);
+// configure + build, not rebuild: rebuild cleans first, so a failed build (no compiler)
+// would delete a working addon; make only replaces the .node once the link succeeded.
+for (const step of ['configure', 'build']) {
+  const args = [gyp, step, `--directory=${join(root, 'native')}`, ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
+  const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+  if (r.error) giveUp(`node-gyp ${step} could not run: ${r.error.message}`);
+  if (r.status !== 0) giveUp(`node-gyp ${step} exited with ${r.status ?? r.signal} (a C compiler, make and python3 are needed)`);
+}
 
 // Load it once here so a broken build is reported at install time, not at first start.
 const addon = join(root, 'native', 'build', 'Release', 'qkdgw_native.node');
 try {
-  const b = createRequire(import.meta.url)(addon);
+  const m = { exports: {} };
+  process.dlopen(m, addon);
+  const b = m.exports;
   if (typeof b.gcmSeal !== 'function') throw new Error('gcmSeal missing');
   say(`built ${addon} (ABI ${b.abi})`);
 } catch (e) {

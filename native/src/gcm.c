@@ -288,13 +288,30 @@ static napi_value gcm_open_at(napi_env env, napi_callback_info info) {
   return gcm_one_at(env, info, 0);
 }
 
+/* Records per batch whose layout copy fits on the stack; larger batches take one malloc. */
+#define BATCH_STACK_RECORDS 64
+/* Far above any sensible batch; bounds the one allocation a huge layout could ask for. */
+#define BATCH_MAX_RECORDS (1u << 20)
+
+/*
+ * A batch's arguments. `layout` and `iv` point at PRIVATE copies: the caller's arrays may
+ * alias dst/status, or live in a SharedArrayBuffer another thread writes, and the bounds
+ * checked must be the bounds used (time-of-check = time-of-use).
+ */
 typedef struct {
   gcm_ctx *c;
-  qkdgw_bytes iv, src, aad, dst;
+  qkdgw_bytes src, aad, dst;
+  uint8_t iv[NONCE_LEN];
   uint64_t counter;
   uint32_t *layout;
+  uint32_t stack[BATCH_STACK_RECORDS * LAYOUT_STRIDE];
   size_t n;
 } batch_args;
+
+static void batch_release(batch_args *b) {
+  if (b->layout && b->layout != b->stack) free(b->layout);
+  b->layout = NULL;
+}
 
 /*
  * Parses (ctx, iv, counter, src, aad, dst, layout) and checks every record's bounds
@@ -302,14 +319,17 @@ typedef struct {
  * `grow` is +16 for seal (dst gets len + 16) and -16 for open (dst gets len - 16).
  */
 static int parse_batch(napi_env env, napi_value *argv, int grow, batch_args *b) {
+  b->layout = NULL;
   b->c = get_ctx(env, argv[0]);
   if (!b->c) return 0;
   size_t words = 0;
-  if (!qkdgw_get_bytes(env, argv[1], &b->iv, "iv") || !qkdgw_get_safe_uint(env, argv[2], &b->counter, "counter") ||
+  qkdgw_bytes iv;
+  uint32_t *user_layout = NULL;
+  if (!qkdgw_get_bytes(env, argv[1], &iv, "iv") || !qkdgw_get_safe_uint(env, argv[2], &b->counter, "counter") ||
       !qkdgw_get_bytes(env, argv[3], &b->src, "src") || !qkdgw_get_bytes(env, argv[4], &b->aad, "aad") ||
-      !qkdgw_get_bytes(env, argv[5], &b->dst, "dst") || !qkdgw_get_u32s(env, argv[6], &b->layout, &words, "layout"))
+      !qkdgw_get_bytes(env, argv[5], &b->dst, "dst") || !qkdgw_get_u32s(env, argv[6], &user_layout, &words, "layout"))
     return 0;
-  if (b->iv.len != NONCE_LEN) {
+  if (iv.len != NONCE_LEN) {
     napi_throw_range_error(env, "QKDGW_E_CRYPTO_LENGTH", "AES-GCM IV must be 12 bytes");
     return 0;
   }
@@ -318,27 +338,35 @@ static int parse_batch(napi_env env, napi_value *argv, int grow, batch_args *b) 
     return 0;
   }
   b->n = words / LAYOUT_STRIDE;
-  if (b->n && b->counter + (b->n - 1) > 9007199254740991ULL) {
-    napi_throw_range_error(env, "QKDGW_E_CRYPTO_LENGTH", "batch counters exceed 2^53 - 1");
+  if (b->n > BATCH_MAX_RECORDS) {
+    napi_throw_range_error(env, "QKDGW_E_CRYPTO_LENGTH", "batch larger than 2^20 records");
     return 0;
   }
-  for (size_t i = 0; i < b->n; i++) {
+  memcpy(b->iv, iv.data, NONCE_LEN);
+  b->layout = b->n <= BATCH_STACK_RECORDS ? b->stack : (uint32_t *)malloc(words * sizeof(uint32_t));
+  if (!b->layout) {
+    napi_throw_error(env, "QKDGW_E_INTERNAL", "out of memory");
+    return 0;
+  }
+  if (words) memcpy(b->layout, user_layout, words * sizeof(uint32_t));
+  const char *bad = NULL;
+  if (b->n && b->counter + (b->n - 1) > 9007199254740991ULL) bad = "batch counters exceed 2^53 - 1";
+  for (size_t i = 0; !bad && i < b->n; i++) {
     const uint32_t *r = b->layout + i * LAYOUT_STRIDE;
     uint64_t so = r[0], sl = r[1], ao = r[2], al = r[3], dof = r[4];
     if (sl > MAX_RECORD || al > MAX_RECORD || so + sl > b->src.len || ao + al > b->aad.len) {
-      napi_throw_range_error(env, "QKDGW_E_CRYPTO_LENGTH", "batch record outside src or aad");
-      return 0;
+      bad = "batch record outside src or aad";
+      break;
     }
     if (grow < 0 && sl < TAG_LEN) continue; /* a short record simply fails to open */
     uint64_t dl = grow > 0 ? sl + TAG_LEN : sl - TAG_LEN;
-    if (dof + dl > b->dst.len) {
-      napi_throw_range_error(env, "QKDGW_E_CRYPTO_LENGTH", "batch record outside dst");
-      return 0;
-    }
-    if (bad_alias(b->src.data + so, sl, b->dst.data + dof, dl)) {
-      napi_throw_range_error(env, "QKDGW_E_CRYPTO_LENGTH", "batch output overlaps its input without starting at it");
-      return 0;
-    }
+    if (dof + dl > b->dst.len) bad = "batch record outside dst";
+    else if (bad_alias(b->src.data + so, sl, b->dst.data + dof, dl)) bad = "batch output overlaps its input without starting at it";
+  }
+  if (bad) {
+    batch_release(b);
+    napi_throw_range_error(env, "QKDGW_E_CRYPTO_LENGTH", bad);
+    return 0;
   }
   return 1;
 }
@@ -358,12 +386,14 @@ static napi_value gcm_seal_batch(napi_env env, napi_callback_info info) {
   uint8_t nonce[NONCE_LEN];
   for (size_t i = 0; i < b.n; i++) {
     const uint32_t *r = b.layout + i * LAYOUT_STRIDE;
-    nonce_for(nonce, b.iv.data, b.counter + i);
+    nonce_for(nonce, b.iv, b.counter + i);
     if (!seal_one(b.c->seal, nonce, b.src.data + r[0], r[1], b.aad.data + r[2], r[3], b.dst.data + r[4])) {
+      batch_release(&b);
       napi_throw_error(env, "QKDGW_E_INTERNAL", "EVP AES-256-GCM seal failed");
       return NULL;
     }
   }
+  batch_release(&b);
   napi_value v;
   NAPI_CALL(env, napi_create_uint32(env, (uint32_t)b.n, &v));
   return v;
@@ -379,23 +409,27 @@ static napi_value gcm_open_batch(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != 8) THROW_TYPE(env, "gcmOpenBatch(ctx, iv, counter, src, aad, dst, layout, status) takes 8 arguments");
-  batch_args b;
-  if (!parse_batch(env, argv, -1, &b)) return NULL;
   qkdgw_bytes status;
   if (!qkdgw_get_bytes(env, argv[7], &status, "status")) return NULL;
-  if (status.len < b.n) THROW_RANGE(env, "status must hold one byte per record");
+  batch_args b;
+  if (!parse_batch(env, argv, -1, &b)) return NULL;
+  if (status.len < b.n) {
+    batch_release(&b);
+    THROW_RANGE(env, "status must hold one byte per record");
+  }
   uint8_t nonce[NONCE_LEN];
   uint32_t failed = 0;
   for (size_t i = 0; i < b.n; i++) {
     const uint32_t *r = b.layout + i * LAYOUT_STRIDE;
     int ok = 0;
     if (r[1] >= TAG_LEN) {
-      nonce_for(nonce, b.iv.data, b.counter + i);
+      nonce_for(nonce, b.iv, b.counter + i);
       ok = open_one(b.c->open, nonce, b.src.data + r[0], r[1], b.aad.data + r[2], r[3], b.dst.data + r[4]);
     }
     status.data[i] = (uint8_t)ok;
     failed += !ok;
   }
+  batch_release(&b);
   napi_value v;
   NAPI_CALL(env, napi_create_uint32(env, failed, &v));
   return v;

@@ -59,7 +59,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   if (values.bytes !== undefined) {
     const p = parseSize(values.bytes);
     if (p.error !== undefined || p.value < 1 || p.value > MAX_BULK_BYTES) {
-      process.stderr.write(`qkdgw demo: --bytes wants a size from 1B to 256MiB such as 1MiB${p.error !== undefined ? ` (${p.error})` : ''}\n`);
+      process.stderr.write(`qkdgw demo: --bytes wants a size with a binary unit from 1B to 256MiB, such as 1MiB; got ${JSON.stringify(values.bytes)}\n`);
       return Exit.USAGE;
     }
     bulkBytes = p.value;

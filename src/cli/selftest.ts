@@ -23,7 +23,7 @@ export async function selftestCommand(argv: string[] = []): Promise<number> {
   let choice: BackendChoice | null = null;
   let refusal: string | null = null;
   try {
-    choice = chooseCryptoBackend(requested as BackendRequest, process.env);
+    choice = chooseCryptoBackend(requested as BackendRequest, process.env, '--backend');
   } catch (e) {
     if (!isQkdgwError(e)) throw e;
     refusal = `${e.code}: ${e.message}`;

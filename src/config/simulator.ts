@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { ErrorCodes, QkdgwError } from '../errors.js';
 import type { ExhaustionMode, KmeSimConfig } from '../kms/simulator/options.js';
+import type { KmeQuirkOptions } from '../kms/simulator/quirks.js';
+import { isLoopbackHost } from '../kms/simulator/loopback.js';
 import { checkKeyFileModes, fileProblem } from './files.js';
 import { deepFreeze } from './freeze.js';
 import { ConfigError, formatPath, type ConfigIssue } from './issues.js';
@@ -40,10 +42,17 @@ export interface SimulatorConfig {
     maxKeyPerRequest: number;
     initialKeyCount: number;
     maxPendingKeys: number;
+    /** Present only when the file sets it: start with accrual paused. */
+    paused?: boolean;
   };
   kmes: [SimulatorKmeConfig, SimulatorKmeConfig];
   saeIdFrom: 'cn' | 'san-uri';
-  quirks: { exhaustion: ExhaustionMode };
+  /** `exhaustion` always; the other quirk switches only when the file sets them. */
+  quirks: KmeQuirkOptions & { exhaustion: ExhaustionMode };
+  /** Startup faults for both KMEs; present only when the file has a `faults` section. */
+  faults?: { latencyMs?: number };
+  /** The test-only admin endpoint (loopback); present only when the file has an `admin` section. */
+  admin?: { host: string; port: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
 }
 
@@ -62,12 +71,31 @@ interface RawSimulator {
     max_key_per_request: number;
     initial_key_count: number;
     max_pending_keys: number;
+    paused?: boolean;
   };
   kmes: Array<{ kme_id: string; listen?: string; cert: string; key: string; ca: string; saes: string[] }>;
   sae_id_from: 'cn' | 'san-uri';
-  quirks: { exhaustion: string | number };
+  quirks: {
+    exhaustion: string | number;
+    unknown_id_404?: boolean;
+    dec_keys_non_consuming?: boolean;
+    size_as_bytes?: boolean;
+    dec_keys_path_slave?: boolean;
+    html_errors?: boolean;
+  };
+  faults?: { latency_ms?: number };
+  admin?: { listen: string };
   log: { level: SimulatorConfig['log']['level'] };
 }
+
+/** YAML quirk names (snake_case) -> simulator option names. */
+const QUIRK_YAML = {
+  unknown_id_404: 'unknownId404',
+  dec_keys_non_consuming: 'decKeysNonConsuming',
+  size_as_bytes: 'sizeAsBytes',
+  dec_keys_path_slave: 'decKeysPathSlave',
+  html_errors: 'htmlErrors',
+} as const;
 
 /** The JSON Schema of the simulator YAML (config/kme-sim.schema.json). Do not mutate. */
 export function simulatorSchema(): JsonSchema {
@@ -127,6 +155,25 @@ export function loadSimulatorConfig(path: string, opts: LoadSimulatorOptions = {
     push(listens[1].segs, `listen address ${formatHostPort(listens[1].hp)} collides with ${formatPath(listens[0].segs)}`);
   }
 
+  let admin: HostPort | undefined;
+  if (raw.admin !== undefined) {
+    const r = parseHostPort(raw.admin.listen, { listen: true });
+    if (r.error !== undefined) push(['admin', 'listen'], r.error);
+    else if (!isLoopbackHost(r.value.host)) {
+      push(['admin', 'listen'], `the admin endpoint has no authentication: it must listen on a loopback address (127.0.0.1, [::1] or localhost), got ${formatHostPort(r.value)}`);
+    } else {
+      admin = r.value;
+      const clash = listens.find((x) => x.hp.port !== 0 && x.hp.port === r.value.port && x.hp.host === r.value.host);
+      if (clash) push(['admin', 'listen'], `listen address ${formatHostPort(r.value)} collides with ${formatPath(clash.segs)}`);
+    }
+  }
+
+  const quirks: SimulatorConfig['quirks'] = { exhaustion: String(raw.quirks.exhaustion) as ExhaustionMode };
+  for (const [yamlName, name] of Object.entries(QUIRK_YAML) as Array<[keyof typeof QUIRK_YAML, (typeof QUIRK_YAML)[keyof typeof QUIRK_YAML]]>) {
+    const v = raw.quirks[yamlName];
+    if (v !== undefined) quirks[name] = v;
+  }
+
   const checkFiles = opts.checkFiles !== false;
   if (checkFiles) {
     kmes.forEach((k, i) => {
@@ -149,10 +196,13 @@ export function loadSimulatorConfig(path: string, opts: LoadSimulatorOptions = {
       maxKeyPerRequest: l.max_key_per_request,
       initialKeyCount: l.initial_key_count,
       maxPendingKeys: l.max_pending_keys,
+      ...(l.paused !== undefined ? { paused: l.paused } : {}),
     },
     kmes,
     saeIdFrom: raw.sae_id_from,
-    quirks: { exhaustion: String(raw.quirks.exhaustion) as ExhaustionMode },
+    quirks,
+    ...(raw.faults !== undefined ? { faults: raw.faults.latency_ms !== undefined ? { latencyMs: raw.faults.latency_ms } : {} } : {}),
+    ...(admin ? { admin: { host: admin.host, port: admin.port } } : {}),
     log: { level: raw.log.level },
   };
   const frozen = deepFreeze(cfg);
@@ -205,6 +255,8 @@ export function readSimulatorPems(cfg: SimulatorConfig): KmeSimConfig {
     link: { ...cfg.link },
     kmes,
     saeIdFrom: cfg.saeIdFrom,
-    quirks: { exhaustion: cfg.quirks.exhaustion },
+    quirks: { ...cfg.quirks },
+    ...(cfg.faults ? { faults: { ...cfg.faults } } : {}),
+    ...(cfg.admin ? { admin: { ...cfg.admin } } : {}),
   };
 }

@@ -80,7 +80,7 @@ export function surveyBackends(native: NativeStatus): BackendReport[] {
  * Throws CRYPTO_BACKEND when a forced backend is unavailable, SELFTEST_FAILED when a
  * forced backend (or, under `auto`, every backend) fails its known-answer test.
  */
-export function selectBackend(requested: BackendRequest, native: NativeStatus, forcedBy = 'configuration'): BackendChoice {
+export function selectBackend(requested: BackendRequest, native: NativeStatus, forcedBy = 'crypto.backend'): BackendChoice {
   const order: BackendName[] = requested === 'auto' ? [...BACKEND_NAMES] : [requested];
   const reports: BackendReport[] = [];
   const skipped: string[] = [];
@@ -96,7 +96,8 @@ export function selectBackend(requested: BackendRequest, native: NativeStatus, f
     skipped.push(c.backend ? `${name} failed its self-test: ${failures!.join(', ')}` : `${name} unavailable: ${c.detail}`);
   }
   if (requested !== 'auto' && !reports[0]!.available) {
-    throw new QkdgwError(ErrorCodes.CRYPTO_BACKEND, `AES-256-GCM backend ${requested} is unavailable: ${reports[0]!.detail} (crypto.backend auto or node would fall back)`);
+    const hint = forcedBy === 'crypto.backend' ? ' (crypto.backend: auto falls back to node)' : forcedBy === 'QKDGW_NATIVE=1' ? ' (unset QKDGW_NATIVE to fall back to node)' : '';
+    throw new QkdgwError(ErrorCodes.CRYPTO_BACKEND, `AES-256-GCM backend ${requested} (forced by ${forcedBy}) is unavailable: ${reports[0]!.detail}${hint}`);
   }
   throw new QkdgwError(ErrorCodes.SELFTEST_FAILED, `no AES-256-GCM backend passed its self-test: ${skipped.join('; ')}`);
 }

@@ -50,9 +50,15 @@ export interface KmeHealthPolicy {
   random: () => number;
 }
 
-type State = KmeHealthSnapshot;
+interface State extends KmeHealthSnapshot {
+  /** code of the failure that closed the spacing gate / the exhaustion gate */
+  gateCode: string | null;
+  encGateCode: string | null;
+}
 
 const fresh = (): State => ({
+  gateCode: null,
+  encGateCode: null,
   consecutiveFailures: 0,
   totalFailures: 0,
   consecutiveExhausted: 0,
@@ -89,18 +95,33 @@ export class KmeHealth {
    * exhausted failures; an exhausted single-key enc_keys also advances the exhaustion
    * backoff. Returns the wait it imposed on the next enc_keys, ms.
    */
-  attemptFailed(peer: string, kind: KmsErrorKind, now: number, o: { op: string; keys?: number }): number {
+  attemptFailed(peer: string, kind: KmsErrorKind, code: string, now: number, o: { op: string; keys?: number }): number {
+    if (kind !== 'transient' && kind !== 'exhausted') return this.waitMs(peer, 'enc_keys', now);
     const s = this.#get(peer);
-    if (kind === 'transient' || kind === 'exhausted') s.notBefore = Math.max(s.notBefore, now + this.#p.minSpacingMs);
+    s.notBefore = Math.max(s.notBefore, now + this.#p.minSpacingMs);
+    s.gateCode = code;
     if (kind === 'exhausted' && o.op === 'enc_keys' && (o.keys ?? 1) === 1) {
       s.consecutiveExhausted++;
       s.encNotBefore = now + backoffDelay(this.#p.exhausted, s.consecutiveExhausted, this.#p.random());
+      s.encGateCode = code;
     }
     return Math.max(0, Math.max(s.notBefore, s.encNotBefore) - now);
   }
 
+  /** The error code a call suppressed by the gate now closed for `op` should carry, if any. */
+  gateCode(peer: string, op: 'enc_keys' | 'dec_keys' | 'status'): string | null {
+    const s = this.#peers.get(peer);
+    if (!s) return null;
+    return op === 'enc_keys' && s.encNotBefore >= s.notBefore ? s.encGateCode ?? s.gateCode : s.gateCode;
+  }
+
+  /** Remembers `err` as the peer's last error without counting a failed key call (status checks). */
+  noteError(peer: string, err: KmeLastError): void {
+    this.#get(peer).lastError = err;
+  }
+
   /** A key call failed for good (after its retries): bumps the running counts. Returns the new state. */
-  callFailed(peer: string, err: KmeLastError): Readonly<State> {
+  callFailed(peer: string, err: KmeLastError): Readonly<KmeHealthSnapshot> {
     const s = this.#get(peer);
     s.consecutiveFailures++;
     s.totalFailures++;
@@ -109,7 +130,7 @@ export class KmeHealth {
   }
 
   /** A call was not sent because a gate was closed. */
-  suppressed(peer: string): Readonly<State> {
+  suppressed(peer: string): Readonly<KmeHealthSnapshot> {
     const s = this.#get(peer);
     s.suppressed++;
     return s;
@@ -134,6 +155,14 @@ export class KmeHealth {
   /** A copy of `peer`'s state (all zero for a peer never seen). */
   snapshot(peer: string): KmeHealthSnapshot {
     const s = this.#peers.get(peer) ?? fresh();
-    return { ...s, lastError: s.lastError ? { ...s.lastError } : null };
+    return {
+      consecutiveFailures: s.consecutiveFailures,
+      totalFailures: s.totalFailures,
+      consecutiveExhausted: s.consecutiveExhausted,
+      suppressed: s.suppressed,
+      notBefore: s.notBefore,
+      encNotBefore: s.encNotBefore,
+      lastError: s.lastError ? { ...s.lastError } : null,
+    };
   }
 }

@@ -4,10 +4,12 @@
  * Never throws: a machine without a compiler installs without the addon, and backend
  * selection (src/crypto/backend.ts) falls back to node:crypto with the reason logged.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NATIVE_ABI, type NativeBinding } from './binding.js';
+import { elfProblem } from './elf-check.js';
 
 export type NativeStatus =
   | { available: true; binding: NativeBinding; path: string }
@@ -27,7 +29,8 @@ const loaded = new Map<string, NativeStatus>();
  * unload an addon anyway).
  */
 export function loadNative(opts: { path?: string; disabled?: string } = {}): NativeStatus {
-  const path = opts.path ?? DEFAULT_ADDON_PATH;
+  // Relative to the working directory, like any path an operator types; never to this file.
+  const path = opts.path === undefined ? DEFAULT_ADDON_PATH : isAbsolute(opts.path) ? opts.path : resolve(opts.path);
   if (opts.disabled) return { available: false, reason: opts.disabled, path };
   const hit = loaded.get(path);
   if (hit) return hit;
@@ -37,15 +40,36 @@ export function loadNative(opts: { path?: string; disabled?: string } = {}): Nat
 }
 
 function load(path: string): NativeStatus {
-  if (!existsSync(path)) return { available: false, reason: `addon not built (${path} is missing; run \`npm run build:native\`)`, path };
-  let b: NativeBinding;
+  const isDefault = path === DEFAULT_ADDON_PATH;
+  let st;
   try {
-    b = createRequire(import.meta.url)(path) as NativeBinding;
+    st = statSync(path);
+  } catch {
+    return { available: false, reason: isDefault ? `addon not built (${path} is missing; run \`npm run build:native\`)` : `no addon at ${path}`, path };
+  }
+  // Only a regular *.node file is ever handed to dlopen: a FIFO or /dev/zero would hang it,
+  // and require() would run a .js or .json file as code.
+  if (!st.isFile()) return { available: false, reason: `${path} is not a regular file`, path };
+  if (!path.endsWith('.node')) return { available: false, reason: `${path} does not end in .node`, path };
+  const bad = elfProblem(path);
+  if (bad) return { available: false, reason: `${path} is not a loadable addon: ${bad}`, path };
+  const mod = { exports: {} as NativeBinding };
+  try {
+    process.dlopen(mod, path, osConstants.dlopen.RTLD_NOW);
   } catch (e) {
     return { available: false, reason: `addon failed to load: ${(e as Error).message.split('\n')[0]}`, path };
   }
-  if (b.abi !== NATIVE_ABI) return { available: false, reason: `addon ABI ${String(b.abi)} differs from the expected ${NATIVE_ABI}: rebuild it`, path };
-  const missing = KEYS.filter((k) => typeof b[k] !== 'function');
+  return checkBinding(mod.exports, path);
+}
+
+/**
+ * The ABI and surface checks of a loaded addon's exports `b` (from `path`): available
+ * when `b.abi` is {@link NATIVE_ABI} and every function of {@link NativeBinding} is there.
+ */
+export function checkBinding(b: unknown, path: string): NativeStatus {
+  const x = (b ?? {}) as Partial<Record<keyof NativeBinding, unknown>>;
+  if (x.abi !== NATIVE_ABI) return { available: false, reason: `addon ABI ${String(x.abi)} differs from the expected ${NATIVE_ABI}: rebuild it`, path };
+  const missing = KEYS.filter((k) => typeof x[k] !== 'function');
   if (missing.length) return { available: false, reason: `addon lacks ${missing.join(', ')}: rebuild it`, path };
-  return { available: true, binding: b, path };
+  return { available: true, binding: b as NativeBinding, path };
 }

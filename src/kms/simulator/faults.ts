@@ -95,14 +95,24 @@ export function checkFaults(input: unknown, kmeIds: readonly string[], path = 'f
 export class Delays {
   readonly #pending = new Map<NodeJS.Timeout, () => void>();
 
-  /** Resolves true after `ms` ms, or false when cancelled first. */
+  /**
+   * Resolves true after at least `ms` ms of real time, or false when cancelled first.
+   * libuv timers may fire up to 1 ms early (millisecond loop clock), so the rest is waited
+   * out: the latency fault promises a minimum.
+   */
   wait(ms: number): Promise<boolean> {
+    const end = performance.now() + ms;
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.#pending.delete(t);
-        resolve(true);
-      }, ms);
-      this.#pending.set(t, () => resolve(false));
+      const arm = (delay: number): void => {
+        const t = setTimeout(() => {
+          this.#pending.delete(t);
+          const left = end - performance.now();
+          if (left > 0) arm(Math.ceil(left));
+          else resolve(true);
+        }, delay);
+        this.#pending.set(t, () => resolve(false));
+      };
+      arm(ms);
     });
   }
 

@@ -16,9 +16,16 @@ export {
   type KmeSimConfig,
   type KmeLinkOptions,
   type KmeEndpointOptions,
+  type KmeAdminOptions,
   type ExhaustionMode,
   type ResolvedKmeSimConfig,
 } from './options.js';
+export { type KmeSimControl, type KmeSimState, type KmeLinkInput, type InjectedFault } from './control.js';
+export { FAULT_DEFAULTS, MSG_INJECTED_503, STALL_CONTENT_LENGTH, type KmeFaults, type KmeFaultOptions } from './faults.js';
+export { QUIRK_DEFAULTS, QUIRK_NAMES, MSG_KEY_NOT_FOUND_404, type KmeQuirks, type KmeQuirkOptions } from './quirks.js';
+export { startKmeSimAdmin, ADMIN_PREFIX, type KmeAdminServer, type KmeAdminServerOptions } from './admin-server.js';
+export { isLoopbackHost } from './loopback.js';
+export type { LinkSettings } from './link.js';
 export type { DeliverySide } from './handlers.js';
 export {
   API_KEYS_PREFIX,

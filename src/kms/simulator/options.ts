@@ -7,7 +7,12 @@
  */
 import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/logger.js';
-import { ErrorCodes, QkdgwError } from '../../errors.js';
+import { ErrorCodes, QkdgwError, isQkdgwError } from '../../errors.js';
+import { checkFaults, FAULT_DEFAULTS, type KmeFaultOptions, type KmeFaults } from './faults.js';
+import { isLoopbackHost } from './loopback.js';
+import { checkQuirks, QUIRK_DEFAULTS, type ExhaustionMode, type KmeQuirkOptions, type KmeQuirks } from './quirks.js';
+
+export type { ExhaustionMode } from './quirks.js';
 
 /** The simulated QKD link shared by the two KMEs. Bits and bits per second throughout. */
 export interface KmeLinkOptions {
@@ -31,6 +36,8 @@ export interface KmeLinkOptions {
    * that never calls `dec_keys` cannot grow memory without bound.
    */
   maxPendingKeys?: number;
+  /** Start with accrual paused (default false); `control.setLink({ paused: false })` resumes. */
+  paused?: boolean;
 }
 
 /** One KME of the pair. Certificates are PEM text. */
@@ -51,13 +58,13 @@ export interface KmeEndpointOptions {
   saes: readonly string[];
 }
 
-/**
- * How the simulator answers when fewer keys are available than requested (etsi014.md
- * A5/S17): `503` (default, `{"message":"insufficient key material"}`), `400` (same
- * body, as py-qkd-kme-sim and CreepPork do) or `partial-200` (as many keys as there are,
- * as thomasarmel does). Not-503 modes exist for client tests only.
- */
-export type ExhaustionMode = '503' | '400' | 'partial-200';
+/** Where the test-only admin HTTP endpoint listens (admin-server.ts). Loopback only. */
+export interface KmeAdminOptions {
+  /** Loopback address: `127.0.0.0/8`, `::1` or `localhost` (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 0 = any free port; the bound one is in `KmeSimulator.admin`). */
+  port?: number;
+}
 
 /** The JSON/YAML-shaped part of the options. */
 export interface KmeSimConfig {
@@ -70,8 +77,15 @@ export interface KmeSimConfig {
    * `urn:etsi:qkd:sae:<percent-encoded SAE ID>`.
    */
   saeIdFrom?: 'cn' | 'san-uri';
-  /** Behaviour switches that imitate other KMEs (client tests only). */
-  quirks?: { exhaustion?: ExhaustionMode };
+  /** Behaviour switches that imitate other KMEs (client tests only; quirks.ts). Default all off. */
+  quirks?: KmeQuirkOptions;
+  /**
+   * Faults active from the start (faults.ts), for both KMEs unless `kme` names one;
+   * `control.reset()` returns to them. Default none.
+   */
+  faults?: KmeFaultOptions;
+  /** Start the admin HTTP endpoint (admin-server.ts). Default: no admin endpoint. */
+  admin?: KmeAdminOptions;
 }
 
 export interface KmeSimOptions extends KmeSimConfig {
@@ -105,7 +119,14 @@ export interface ResolvedKmeSimConfig {
   link: ResolvedLink;
   kmes: [ResolvedEndpoint, ResolvedEndpoint];
   saeIdFrom: 'cn' | 'san-uri';
-  quirks: { exhaustion: ExhaustionMode };
+  /** Every quirk, defaults filled in: the startup state `control.reset()` returns to. */
+  quirks: KmeQuirks;
+  /** Startup faults by KME ID, defaults filled in. */
+  faults: Record<string, KmeFaults>;
+  /** Start with accrual paused. */
+  paused: boolean;
+  /** Admin endpoint to start, or null for none. */
+  admin: { host: string; port: number } | null;
 }
 
 export const LINK_DEFAULTS: ResolvedLink = {
@@ -145,7 +166,7 @@ function checkKnown(obj: Record<string, unknown>, path: string, known: string[])
 function resolveLink(v: unknown): ResolvedLink {
   if (v === undefined) return { ...LINK_DEFAULTS };
   if (!isObject(v)) fail('link', 'must be an object');
-  checkKnown(v, 'link', Object.keys(LINK_DEFAULTS));
+  checkKnown(v, 'link', [...Object.keys(LINK_DEFAULTS), 'paused']);
   const d = LINK_DEFAULTS;
   const bits = (name: keyof ResolvedLink, dflt: number): number => {
     const n = int(v[name], `link.${name}`, dflt, 8, 1 << 20);
@@ -195,20 +216,40 @@ function resolveEndpoint(v: unknown, i: number): ResolvedEndpoint {
  */
 export function resolveKmeSimConfig(input: unknown): ResolvedKmeSimConfig {
   if (!isObject(input)) fail('(root)', 'must be an object');
-  checkKnown(input, '(root)', ['link', 'kmes', 'saeIdFrom', 'quirks', 'clock', 'logger']);
+  checkKnown(input, '(root)', ['link', 'kmes', 'saeIdFrom', 'quirks', 'faults', 'admin', 'clock', 'logger']);
   if (!Array.isArray(input.kmes) || input.kmes.length !== 2) fail('kmes', 'must list exactly two KMEs');
   const kmes: [ResolvedEndpoint, ResolvedEndpoint] = [resolveEndpoint(input.kmes[0], 0), resolveEndpoint(input.kmes[1], 1)];
   if (kmes[0].kmeId === kmes[1].kmeId) fail('kmes[1].kmeId', 'the two KMEs need different IDs');
   for (const s of kmes[0].saes) if (kmes[1].saes.includes(s)) fail('kmes[1].saes', `SAE ${s} is attached to both KMEs`);
   const saeIdFrom = input.saeIdFrom ?? 'cn';
   if (saeIdFrom !== 'cn' && saeIdFrom !== 'san-uri') fail('saeIdFrom', "must be 'cn' or 'san-uri'");
-  let exhaustion: ExhaustionMode = '503';
-  if (input.quirks !== undefined) {
-    if (!isObject(input.quirks)) fail('quirks', 'must be an object');
-    checkKnown(input.quirks, 'quirks', ['exhaustion']);
-    const ex = input.quirks.exhaustion ?? '503';
-    if (ex !== '503' && ex !== '400' && ex !== 'partial-200') fail('quirks.exhaustion', "must be '503', '400' or 'partial-200'");
-    exhaustion = ex;
+  const link = resolveLink(input.link);
+  const paused = isObject(input.link) && input.link.paused !== undefined ? input.link.paused : false;
+  if (typeof paused !== 'boolean') fail('link.paused', 'must be true or false');
+  const quirks: KmeQuirks = { ...QUIRK_DEFAULTS, ...asOption(() => checkQuirks(input.quirks, 'quirks')) };
+  const kmeIds = kmes.map((k) => k.kmeId);
+  const f = asOption(() => checkFaults(input.faults, kmeIds, 'faults'));
+  const faults: Record<string, KmeFaults> = {};
+  for (const id of kmeIds) faults[id] = { ...FAULT_DEFAULTS, ...(f.kmes.includes(id) ? f.set : {}) };
+  return { link, kmes, saeIdFrom, quirks, faults, paused, admin: resolveAdmin(input.admin) };
+}
+
+/** Re-labels the run-time input checks' errors as option errors. */
+function asOption<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (isQkdgwError(e)) fail(String(e.details?.path ?? '(root)'), e.message.replace(/^[^:]*: /, ''));
+    throw e;
   }
-  return { link: resolveLink(input.link), kmes, saeIdFrom, quirks: { exhaustion } };
+}
+
+function resolveAdmin(v: unknown): ResolvedKmeSimConfig['admin'] {
+  if (v === undefined) return null;
+  if (!isObject(v)) fail('admin', 'must be an object');
+  checkKnown(v, 'admin', ['host', 'port']);
+  const host = v.host === undefined ? '127.0.0.1' : str(v.host, 'admin.host');
+  // The endpoint has no authentication: it must be unreachable from other hosts.
+  if (!isLoopbackHost(host)) fail('admin.host', `must be a loopback address (127.0.0.1, ::1 or localhost), got ${JSON.stringify(host)}: the admin endpoint has no authentication`);
+  return { host, port: int(v.port, 'admin.port', 0, 0, 65535) };
 }

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { API_KEYS_PREFIX, MAX_BODY_BYTES } from './constants.js';
 import { handleDecKeys, handleEncKeys, handleStatus, type KmeContext } from './handlers.js';
+import type { GateResult } from './faults.js';
 import { readBody, sendReply, type Reply } from './http.js';
 import { callerSaeId } from './identity.js';
 import {
@@ -22,6 +23,8 @@ import {
 } from './validation.js';
 
 export type Operation = 'status' | 'enc_keys' | 'dec_keys';
+/** What a request is counted under: its operation, or `other` for paths outside the API. */
+export type Endpoint = Operation | 'other';
 
 /** A parsed API path: the SAE ID segment, percent-decoded, and the operation. */
 export type Route = { ok: true; saeId: string; op: Operation; query: URLSearchParams } | { ok: false; reply: Reply };
@@ -61,11 +64,18 @@ function isJsonContentType(v: string | undefined): boolean {
   return v.split(';')[0].trim().toLowerCase() === 'application/json';
 }
 
-/** Everything after authentication, as a pure-ish function of the request. */
-async function route(ctx: KmeContext, req: IncomingMessage, caller: string): Promise<Reply> {
+/**
+ * Everything after authentication, as a pure-ish function of the request. Null when the
+ * fault gate already took care of the response (a stall).
+ */
+async function route(ctx: KmeContext, req: IncomingMessage, res: ServerResponse, caller: string, hooks: RouterHooks): Promise<Reply | null> {
   const r = parseRoute(req.url ?? '/');
   // Drain the body even when the answer is already known, so keep-alive stays in sync.
   const raw = await readBody(req, MAX_BODY_BYTES);
+  // Injected faults (faults.ts) act before anything is parsed or consumed.
+  const gate = hooks.gate ? await hooks.gate(res, r.ok ? r.op : 'other') : { kind: 'continue' as const };
+  if (gate.kind === 'stalled') return null;
+  if (gate.kind === 'reply') return gate.reply;
   if (raw === null) return { status: 400, body: { message: `request body exceeds ${MAX_BODY_BYTES} bytes` } };
   if (!r.ok) return r.reply;
   const method = req.method ?? 'GET';
@@ -86,7 +96,8 @@ async function route(ctx: KmeContext, req: IncomingMessage, caller: string): Pro
   }
   const link = ctx.config.link;
   if (r.op === 'enc_keys') {
-    const kr = body ? parseKeyRequestJson(body, link) : parseKeyRequestQuery(r.query, link);
+    const unit = ctx.quirks.sizeAsBytes ? 'bytes' : 'bits';
+    const kr = body ? parseKeyRequestJson(body, link, unit) : parseKeyRequestQuery(r.query, link, unit);
     return kr.ok ? handleEncKeys(ctx, caller, r.saeId, kr.value) : badRequest(kr);
   }
   const ids = body ? parseKeyIdsJson(body, link) : parseKeyIdsQuery(r.query, link);
@@ -95,9 +106,17 @@ async function route(ctx: KmeContext, req: IncomingMessage, caller: string): Pro
 
 const badRequest = (p: Parsed<unknown> & { ok: false }): Reply => ({ status: 400, body: p.error });
 
-/** Per-request bookkeeping the server keeps (counts by status). */
+/** Per-request bookkeeping the server keeps (counts by status) and the fault gate. */
 export interface RouterHooks {
-  onReply(status: number): void;
+  onReply(status: number, endpoint: Endpoint): void;
+  /** Applies injected faults to an authenticated request (faults.ts `gateRequest`). */
+  gate?(res: ServerResponse, endpoint: Endpoint): Promise<GateResult>;
+}
+
+/** The endpoint a request URL is counted under; never fails. */
+export function endpointOf(url: string): Endpoint {
+  const r = parseRoute(url);
+  return r.ok ? r.op : 'other';
 }
 
 /**
@@ -107,8 +126,10 @@ export interface RouterHooks {
 export function createRequestListener(ctx: KmeContext, hooks: RouterHooks): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const caller = callerSaeId(req.socket as TLSSocket, ctx.config.saeIdFrom);
-    const finish = (reply: Reply): void => {
-      hooks.onReply(reply.status);
+    const endpoint = endpointOf(req.url ?? '/');
+    const finish = (reply: Reply | null): void => {
+      if (reply === null) return;
+      hooks.onReply(reply.status, endpoint);
       if (reply.status !== 200) {
         ctx.logger.debug({
           event: 'kme_request_refused',
@@ -120,7 +141,7 @@ export function createRequestListener(ctx: KmeContext, hooks: RouterHooks): (req
           message: 'body' in reply ? reply.body.message : undefined,
         });
       }
-      sendReply(res, reply);
+      sendReply(res, reply, { html: ctx.quirks.htmlErrors });
     };
     if (caller === null || !ctx.selfSaes.has(caller)) {
       // Drain quietly so the connection can carry the next request.
@@ -128,7 +149,7 @@ export function createRequestListener(ctx: KmeContext, hooks: RouterHooks): (req
       finish({ status: 401 });
       return;
     }
-    route(ctx, req, caller).then(finish, (e: unknown) => {
+    route(ctx, req, res, caller, hooks).then(finish, (e: unknown) => {
       // A client that went away mid-body is not a server fault.
       if (req.destroyed && res.destroyed) return;
       ctx.logger.error({ event: 'kme_internal_error', kme: ctx.self.kmeId, err: e instanceof Error ? e.message : String(e) });

@@ -8,11 +8,14 @@ import type { AddressInfo } from 'node:net';
 import { ErrorCodes, QkdgwError } from '../../errors.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
+import { startKmeSimAdmin, type KmeAdminServer } from './admin-server.js';
 import { KEEP_ALIVE_TIMEOUT_MS } from './constants.js';
+import { SimControl, type KmeSimControl } from './control.js';
+import { Delays, gateRequest } from './faults.js';
 import type { DeliverySide, KmeContext } from './handlers.js';
 import { KeyPool } from './link.js';
 import { resolveKmeSimConfig, type KmeSimOptions, type ResolvedEndpoint, type ResolvedKmeSimConfig } from './options.js';
-import { createRequestListener } from './router.js';
+import { createRequestListener, type Endpoint } from './router.js';
 import { PendingKeyStore, type PendingKey } from './store.js';
 
 /** One key handed to one SAE. Never holds key bytes. */
@@ -71,7 +74,17 @@ export interface KmeSimulator {
   on(event: 'delivery', listener: (rec: DeliveryRecord) => void): this;
   off(event: 'delivery', listener: (rec: DeliveryRecord) => void): this;
   once(event: 'delivery', listener: (rec: DeliveryRecord) => void): this;
-  /** Stops both servers, drops open connections and wipes every pending key. Idempotent. */
+  /**
+   * Run-time control for tests: link rate/capacity/pause, drain and add keys, faults,
+   * quirks, reset and a state snapshot. See control.ts {@link KmeSimControl}.
+   */
+  readonly control: KmeSimControl;
+  /**
+   * The admin HTTP endpoint (plain HTTP, loopback only, admin-server.ts) when the options
+   * asked for one, with the port actually bound; otherwise null.
+   */
+  readonly admin: { host: string; port: number; url: string } | null;
+  /** Stops both servers and the admin endpoint, drops open connections (stalled ones too) and wipes every pending key. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -88,6 +101,9 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
   readonly config: ResolvedKmeSimConfig;
   readonly clock: Clock;
   readonly logger: Logger;
+  readonly control: SimControl;
+  readonly delays = new Delays();
+  adminServer: KmeAdminServer | null = null;
   #enc = 0;
   #dec = 0;
   #requests = 0;
@@ -100,14 +116,20 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
     this.config = config;
     this.clock = clock;
     this.logger = logger;
-    this.pool = new KeyPool(config.link, clock);
+    this.pool = new KeyPool(config.link, clock, config.paused);
     this.store = new PendingKeyStore(config.link.maxPendingKeys);
+    this.control = new SimControl(config, this.pool, this.store, logger);
+  }
+
+  get admin(): KmeSimulator['admin'] {
+    const a = this.adminServer;
+    return a ? { host: a.host, port: a.port, url: a.url } : null;
   }
 
   stats(): KmeSimStats {
     return {
       storedKeyCount: this.pool.storedKeyCount(),
-      maxKeyCount: this.config.link.maxKeyCount,
+      maxKeyCount: this.pool.maxKeyCount,
       pendingKeyCount: this.store.size,
       encDelivered: this.#enc,
       decDelivered: this.#dec,
@@ -136,7 +158,8 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
     for (const r of recs) this.emit('delivery', r);
   }
 
-  countReply(status: number): void {
+  countReply(kme: string, status: number, endpoint: Endpoint): void {
+    this.control.countRequest(kme, endpoint, status);
     this.#requests++;
     this.#byStatus[status] = (this.#byStatus[status] ?? 0) + 1;
   }
@@ -153,6 +176,8 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
       selfSaes: new Set(self.saes),
       peerSaes: new Set(peer.saes),
       config: this.config,
+      quirks: this.control.quirks,
+      takeMismatch: () => this.control.takeMismatch(self.kmeId),
       pool: this.pool,
       store: this.store,
       clock: this.clock,
@@ -173,7 +198,15 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
           // A client that never completes TLS must not hold a socket (the default is 120 s).
           handshakeTimeout: 10_000,
         },
-        createRequestListener(ctx, { onReply: (s) => this.countReply(s) }),
+        createRequestListener(ctx, {
+          onReply: (status, endpoint) => this.countReply(self.kmeId, status, endpoint),
+          gate: (res, endpoint) =>
+            gateRequest(this.control.faultsOf(self.kmeId), res, this.delays, (fault) => {
+              this.control.countInjected(self.kmeId, fault);
+              if (fault === 'stall') this.control.countRequest(self.kmeId, endpoint, 'stalled');
+              this.logger.debug({ event: 'kme_fault_injected', kme: self.kmeId, fault, endpoint });
+            }),
+        }),
       );
     } catch (e) {
       throw new QkdgwError(ErrorCodes.KMS_CONFIG, `KME ${self.kmeId}: cannot use its certificate, key or CA`, { kme: self.kmeId }, { cause: e });
@@ -200,8 +233,15 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
     this.logger.info({ event: 'kme_listening', kme: self.kmeId, url: info.url, saes: self.saes });
   }
 
+  async startAdmin(host: string, port: number): Promise<void> {
+    this.adminServer = await startKmeSimAdmin(this.control, { host, port, logger: this.logger });
+  }
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      // Requests waiting out an injected latency end now instead of after it.
+      this.delays.cancelAll();
+      await this.adminServer?.close();
       await Promise.all(
         this.servers.map(async (s) => {
           if (!s.listening) return;
@@ -222,9 +262,11 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
  *
  * Options and defaults: see {@link KmeSimOptions} (`resolveKmeSimConfig` validates them).
  * The link pool fills lazily from `clock.now()` at `link.keyRateBps` bit/s, capped at
- * `link.maxKeyCount` keys of `link.keySizeBits` bits.
- * @throws QkdgwError KMS_CONFIG for invalid options or unusable TLS material, LISTEN when
- *   a port cannot be bound (the other server is closed again)
+ * `link.maxKeyCount` keys of `link.keySizeBits` bits. `sim.control` changes the link,
+ * faults and quirks at run time; `options.admin` adds the admin HTTP endpoint on loopback.
+ * @throws QkdgwError KMS_CONFIG for invalid options (a non-loopback admin host included)
+ *   or unusable TLS material, LISTEN when a port cannot be bound (what was started is
+ *   closed again)
  */
 export async function startKmeSimulator(opts: KmeSimOptions): Promise<KmeSimulator> {
   const config = resolveKmeSimConfig(opts);
@@ -232,6 +274,7 @@ export async function startKmeSimulator(opts: KmeSimOptions): Promise<KmeSimulat
   try {
     await sim.listen(config.kmes[0], config.kmes[1]);
     await sim.listen(config.kmes[1], config.kmes[0]);
+    if (config.admin) await sim.startAdmin(config.admin.host, config.admin.port);
   } catch (e) {
     await sim.close();
     throw e;

@@ -55,6 +55,8 @@ export class PeerRuntime {
   /** Since when the pair has had no epoch to seal under (a process starts in that state). */
   #holdSince: number | null;
   /** Counters for status and tests. */
+  /** How many times each session event (`epoch_switch`, `qkd_degraded`, ...) was logged. */
+  readonly events = new Map<string, number>();
   readonly stats = { epochSwitches: 0, handshakeFailures: 0, carriersOpened: 0, carrierAborts: 0, authFailures: 0, replays: 0 };
 
   constructor(o: PeerRuntimeOptions) {
@@ -155,6 +157,8 @@ export class PeerRuntime {
   }
 
   #logEvent(a: Extract<SessionAction, { type: 'log' }>): void {
+    // Every session event is also a counter, by its stable name (metrics read them).
+    this.events.set(a.event, (this.events.get(a.event) ?? 0) + 1);
     if (a.event === 'epoch_switch') this.stats.epochSwitches++;
     if (a.event === 'handshake_failed') this.stats.handshakeFailures++;
     this.log[a.level]({ event: a.event, ...a.fields });
@@ -195,6 +199,11 @@ export class PeerRuntime {
   /** A data-plane rekey trigger (records, bytes, flows). */
   trigger(reason: RekeyReason): void {
     this.#feed({ type: 'trigger', reason });
+  }
+
+  /** A KME status check for this pair (protocol.md s6 recovery checks): stored keys, or null if it failed. */
+  kmeStatus(storedKeyCount: number | null): void {
+    if (!this.#closed) this.#feed({ type: 'kme-status', storedKeyCount });
   }
 
   // ---------------------------------------------------------------- data plane

@@ -9,6 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter, once } from 'node:events';
 import { testCerts, type Pem } from './certs.js';
+import { ManualClock } from '../../../src/util/clock.js';
 
 export interface SeenRequest {
   method: string;
@@ -163,4 +164,80 @@ export function statusBody(over: Record<string, unknown> = {}): Record<string, u
     max_SAE_ID_count: 0,
     ...over,
   };
+}
+
+let mockKeySeq = 0;
+
+/**
+ * A Key container (ETSI GS QKD 014 s6.3) with `n` fresh 32-byte keys and unique key_IDs
+ * (`<prefix>-<seq>`). Also returns the IDs so a test can follow them.
+ */
+export function keyContainer(n = 1, prefix = 'mock'): { body: { keys: Array<{ key_ID: string; key: string }> }; ids: string[] } {
+  const keys = Array.from({ length: n }, () => {
+    const s = ++mockKeySeq;
+    return { key_ID: `${prefix}-${s}`, key: Buffer.alloc(32, s & 0xff).toString('base64') };
+  });
+  return { body: { keys }, ids: keys.map((k) => k.key_ID) };
+}
+
+/** Sends headers and the first part of a Key container, then never finishes (a KME that stalls mid-body). */
+export function stallMidBody(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': 500 });
+  res.write('{"keys":[{"key_ID":"stalled-1","key":"');
+}
+
+/** Sends headers and part of a Key container, then resets the connection (a response lost mid-body). */
+export function resetMidBody(req: SeenRequest, res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': 500 });
+  res.write('{"keys":[{"key_ID":"lost-1","key":"', () => req.socket.destroy());
+}
+
+/**
+ * A ManualClock for code whose only timers on it are one deadline and its backoff sleeps
+ * (the ETSI 014 client itself runs on the system clock in these tests). drive(run) runs
+ * `run()` to completion: the first `skip` timers armed (the deadline) are left alone, every
+ * later one is a sleep and time jumps by its delay. No real waiting on virtual time.
+ */
+export class DrivenClock extends ManualClock {
+  #armed: number[] = [];
+  #waiter: ((ms: number) => void) | null = null;
+
+  override setTimer(ms: number, fn: () => void): () => void {
+    const cancel = super.setTimer(ms, fn);
+    const w = this.#waiter;
+    if (w) {
+      this.#waiter = null;
+      w(ms);
+    } else this.#armed.push(ms);
+    return cancel;
+  }
+
+  #next(): Promise<number> {
+    const ms = this.#armed.shift();
+    if (ms !== undefined) return Promise.resolve(ms);
+    return new Promise((r) => (this.#waiter = r));
+  }
+
+  /** Starts `run()` and runs it to its end; returns its outcome and the sleeps skipped over (ms). */
+  async drive<T>(run: () => Promise<T>, skip = 1): Promise<{ value?: T; error?: unknown; sleeps: number[] }> {
+    const sleeps: number[] = [];
+    this.#armed = []; // timers armed by earlier calls are not this call's deadline
+    const done = run().then(
+      (value) => ({ end: true as const, value, error: undefined }),
+      (error: unknown) => ({ end: true as const, value: undefined, error }),
+    );
+    for (;;) {
+      const r = await Promise.race([done, this.#next().then((ms) => ({ end: false as const, ms }))]);
+      if (r.end) {
+        this.#waiter = null;
+        this.#armed = [];
+        return r.error === undefined ? { value: r.value, sleeps } : { error: r.error, sleeps };
+      }
+      if (skip > 0) skip--;
+      else {
+        sleeps.push(r.ms);
+        this.advance(r.ms);
+      }
+    }
+  }
 }
