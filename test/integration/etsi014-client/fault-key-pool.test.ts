@@ -17,10 +17,11 @@ import { Etsi014KeySource } from '../../../src/kms/key-source.js';
 import { KeyPool, type KeyPoolEvent, type KeyPoolOptions, type KeyPoolSource } from '../../../src/kms/key-pool.js';
 import type { QkdKey } from '../../../src/kms/etsi014/types.js';
 import { startKmeSimulator, type KmeLinkOptions } from '../../../src/kms/simulator/index.js';
-import { ErrorCodes, QkdgwError } from '../../../src/errors.js';
+import { ErrorCodes } from '../../../src/errors.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import { MemoryLogger } from '../../../src/util/logger.js';
 import { makeTestPki } from '../../helpers/pki.js';
+import { rejects } from './client-helpers.js';
 
 type TT = Parameters<typeof makeTestPki>[0] & { teardown(fn: () => unknown): void };
 
@@ -63,9 +64,16 @@ async function setup(t: TT, link: KmeLinkOptions) {
     t.teardown(() => p.close());
     return p;
   };
+  /**
+   * Advances virtual time in 1 s steps, letting the pool's calls finish in between
+   * (ManualClock fires every timer of one advance() before any promise continuation
+   * runs, so one big jump could fire a call's deadline before the call is even sent).
+   */
   const tick = async (p: KeyPool, ms: number) => {
-    clock.advance(ms);
-    await p.whenIdle();
+    for (let done = 0; done < ms; done += 1000) {
+      clock.advance(Math.min(1000, ms - done));
+      await p.whenIdle();
+    }
   };
   return { sim, clock, master, slave, pool, delivered, events, log, tick };
 }
@@ -121,7 +129,7 @@ t.test('etsi014-C32 simulator: close() zeroizes every pooled key; keys already t
     else t.ok(k.key.wiped, `pooled key ${k.keyId} zeroized`);
   }
   t.equal(p.stock, 0);
-  t.equal((await p.take().catch((e: QkdgwError) => e)).code, ErrorCodes.INTERNAL);
+  t.equal((await rejects(p.take())).code, ErrorCodes.INTERNAL);
   taken.key.wipe();
 });
 
@@ -145,7 +153,7 @@ t.test('protocol.md s6 simulator at 1 key/s: status every 10 s, consecutiveGoodC
 });
 
 t.test('etsi014-C17/C36 simulator pool empty: refill fails as exhausted, take fails fast, recovery refills', async (t) => {
-  const { pool, tick, events, clock } = await setup(t, { initialKeyCount: 0, keyRateBps: 256, keySizeBits: 256 });
+  const { sim, pool, tick, events, clock } = await setup(t, { initialKeyCount: 0, keyRateBps: 256, keySizeBits: 256 });
   const p = pool({ target: 2, statusIntervalMs: 10_000 });
   p.start();
   await p.whenIdle();
@@ -153,8 +161,12 @@ t.test('etsi014-C17/C36 simulator pool empty: refill fails as exhausted, take fa
   t.equal(p.stock, 0);
   t.equal(p.stats().lastError?.code, ErrorCodes.KMS_EXHAUSTED, 'the simulator answered 503 insufficient key material');
   t.ok(events.some((e) => e.event === 'key_pool_refill_failed' && e.code === ErrorCodes.KMS_EXHAUSTED));
-  const e = await p.take({ deadlineMs: 2000 }).catch((x: QkdgwError) => x);
+  // the KeySource's exhaustion gate (1 s) does not fit a 1 s take deadline: fails at once, no request
+  const before = sim.stats().requests;
+  const e = await rejects(p.take({ deadlineMs: 1000 }));
   t.equal(e.code, ErrorCodes.KMS_EXHAUSTED, e.message);
+  t.equal(e.details?.suppressed, true);
+  t.equal(sim.stats().requests, before);
   t.ok(events.some((x) => x.event === 'key_pool_empty'));
   // keys accrue at 1 key/s; the next status tick sees them and the pool refills
   await tick(p, 10_000);

@@ -16,6 +16,16 @@ import { SecretBytes } from '../../../src/util/secret.js';
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
+async function rejects(p: Promise<unknown>): Promise<QkdgwError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof QkdgwError) return e;
+    throw e;
+  }
+  throw new Error('expected a rejection');
+}
+
 const status = (over: Partial<KmeStatus> = {}): KmeStatus => ({
   source_KME_ID: 'KME_A',
   target_KME_ID: 'KME_B',
@@ -219,7 +229,7 @@ t.test('etsi014-C32 close(): pooled keys zeroized, waiting and later takes fail,
   const late = src.made.slice(-src.encCalls.at(-1)!.n);
   for (const k of late) t.ok(k.key.wiped, `late refill key ${k.keyId} zeroized`);
   t.notOk(taken.key.wiped, 'a key already handed out belongs to the caller');
-  t.equal((await pool.take().catch((x: QkdgwError) => x)).code, ErrorCodes.INTERNAL);
+  t.equal((await rejects(pool.take())).code, ErrorCodes.INTERNAL);
   t.equal(pool.stock, 0);
   t.ok(log.lines.some((l) => l.event === 'key_pool_closed'));
 
@@ -371,7 +381,7 @@ t.test('key_pool_empty and key_pool_refilled: once per empty spell; refill backo
   t.equal(src.encCalls.length, 2, 'the refill after the take failed');
   (await pool.take()).key.wipe();
   t.equal(named('key_pool_empty').length, 1, 'empty when the last key left');
-  const e = await pool.take().catch((x: QkdgwError) => x);
+  const e = await rejects(pool.take());
   t.equal(e.code, ErrorCodes.KMS_EXHAUSTED, 'the take gets the fetch error');
   t.equal(named('key_pool_empty').length, 1, 'not again while still empty');
   // background refill retries: 1 s, 2 s, 4 s, 4 s (cap)
