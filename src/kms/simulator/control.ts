@@ -70,7 +70,7 @@ export interface KmeSimState {
  * sim.control.addKeys(5);                                 // 5 keys of key_size now
  * sim.control.setFaults({ kme: 'KME_B', latencyMs: 200 }); // only KME_B is slow
  * sim.control.setFaults({ status503: 2 });                // next 2 requests on EACH KME: 503
- * sim.control.setFaults({ mismatchNext: 1 });              // next key per KME: slave copy differs
+ * sim.control.setFaults({ kme: 'KME_B', mismatchNext: 1 }); // KME_B's copy of the next key differs
  * sim.control.setQuirks({ exhaustion: 'partial-200', unknownId404: true });
  * sim.control.reset();                                    // back to the startup settings
  * ```
@@ -161,7 +161,7 @@ export class SimControl implements KmeSimControl {
     (this.#injected[kmeId] ??= emptyInjected())[fault]++;
   }
 
-  /** True, counting one down, when the next key KME `kmeId` hands out must be mis-keyed. */
+  /** True, counting one down, when KME `kmeId` (the slave's) must deliver the next key with other bytes. */
   takeMismatch(kmeId: string): boolean {
     const f = this.faultsOf(kmeId);
     if (f.mismatchNext <= 0) return false;

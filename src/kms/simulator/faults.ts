@@ -26,10 +26,11 @@ export interface KmeFaults {
    */
   status503: number | 'always';
   /**
-   * The next N keys handed out by this KME's `enc_keys` are registered at the slave's KME
-   * with DIFFERENT random bytes of the same length, so the slave's `dec_keys` returns other
-   * bytes under the same key_ID than the master got (a mis-keying KME, checklist S34).
-   * Counted per key, not per request.
+   * This KME delivers DIFFERENT random bytes (same length, same key_ID) to its slave SAEs
+   * for the next N keys that masters at the other KME get by `enc_keys`: the master's
+   * copy is right, this KME's `dec_keys` copy is not (a mis-keying KME, checklist S34).
+   * The keys are picked when the master gets them, so a key already pending is not
+   * affected. Counted per key, not per request.
    */
   mismatchNext: number;
 }

@@ -29,7 +29,10 @@ export interface KmeContext {
   config: ResolvedKmeSimConfig;
   /** The quirk modes now (live: the control API changes them between requests). */
   quirks: Readonly<KmeQuirks>;
-  /** True (and counts one down) when the next key this KME hands out must be mis-keyed (faults.ts `mismatchNext`). */
+  /**
+   * True (and counts one down) when the next key this KME hands out must reach the slave
+   * with other bytes (faults.ts `mismatchNext`, counted on the peer KME, which delivers it).
+   */
   takeMismatch(): boolean;
   pool: KeyPool;
   store: PendingKeyStore;
@@ -123,7 +126,7 @@ function misKey(ctx: KmeContext, keys: PendingKey[]): void {
     if (other.equals(k.bytes.expose())) other[0] ^= 1;
     k.bytes.wipe();
     k.bytes = SecretBytes.adopt(other);
-    ctx.logger.info({ event: 'kme_fault_injected', kme: ctx.self.kmeId, fault: 'mismatch', key_ID: k.key_ID });
+    ctx.logger.info({ event: 'kme_fault_injected', kme: ctx.peer.kmeId, master_kme: ctx.self.kmeId, fault: 'mismatch', key_ID: k.key_ID });
   }
 }
 

@@ -177,7 +177,8 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
       peerSaes: new Set(peer.saes),
       config: this.config,
       quirks: this.control.quirks,
-      takeMismatch: () => this.control.takeMismatch(self.kmeId),
+      // mismatchNext is set on the KME that will deliver the wrong copy: the slave's, i.e. the peer.
+      takeMismatch: () => this.control.takeMismatch(peer.kmeId),
       pool: this.pool,
       store: this.store,
       clock: this.clock,

@@ -157,7 +157,7 @@ t.test('etsi014-S37 status503: the next N requests answer 503 and consume nothin
 
 t.test('etsi014-S37 mismatchNext: the slave gets other bytes under the same key_ID; the next key is equal again', async (t) => {
   const h = await startHarness(t, { link: { initialKeyCount: 10 } });
-  h.sim.control.setFaults({ kme: 'KME_A', mismatchNext: 1 });
+  h.sim.control.setFaults({ kme: 'KME_B', mismatchNext: 1 });
   const enc = await h.encKeys('gw-a', 'gw-b', { number: 2 });
   t.equal(enc.status, 200);
   const ids = enc.json.keys.map((k: { key_ID: string }) => ({ key_ID: k.key_ID }));
@@ -173,9 +173,18 @@ t.test('etsi014-S37 mismatchNext: the slave gets other bytes under the same key_
   const nextDec = await h.call(1, 'gw-b', 'GET', `/keys/gw-a/dec_keys?key_ID=${next.json.keys[0].key_ID}`);
   t.equal(nextDec.json.keys[0].key, next.json.keys[0].key, 'the next key is equal again');
   const st = h.sim.control.state();
-  t.equal(st.faults.KME_A.mismatchNext, 0);
-  t.equal(st.injected.KME_A.mismatch, 1);
-  t.match(h.logger.lines.find((l) => l.event === 'kme_fault_injected' && l.fault === 'mismatch'), { key_ID: enc.json.keys[0].key_ID });
+  t.equal(st.faults.KME_B.mismatchNext, 0, 'counted down on KME_B, the KME that delivered the wrong copy');
+  t.equal(st.injected.KME_B.mismatch, 1);
+  t.equal(st.injected.KME_A.mismatch, 0);
+  t.match(h.logger.lines.find((l) => l.event === 'kme_fault_injected' && l.fault === 'mismatch'), { kme: 'KME_B', master_kme: 'KME_A', key_ID: enc.json.keys[0].key_ID });
+  // The other direction is untouched: a KME_A fault would act on keys for slaves at KME_A.
+  h.sim.control.setFaults({ kme: 'KME_A', mismatchNext: 1 });
+  const ab = await h.encKeys('gw-a', 'gw-b');
+  const abDec = await h.call(1, 'gw-b', 'GET', `/keys/gw-a/dec_keys?key_ID=${ab.json.keys[0].key_ID}`);
+  t.equal(abDec.json.keys[0].key, ab.json.keys[0].key, 'KME_A mismatch does not touch keys delivered by KME_B');
+  const ba = await h.encKeys('gw-b', 'gw-a');
+  const baDec = await h.call(0, 'gw-a', 'GET', `/keys/gw-b/dec_keys?key_ID=${ba.json.keys[0].key_ID}`);
+  t.not(baDec.json.keys[0].key, ba.json.keys[0].key, 'but the next key KME_A delivers to its slave differs');
   t.notOk(JSON.stringify(h.logger.lines).includes(enc.json.keys[0].key), 'no key bytes in any log line');
 });
 
