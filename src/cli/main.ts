@@ -13,7 +13,11 @@ const USAGE = `qkdgw: QKD + ML-KEM-768 + X25519 encryption gateway
 
 usage:
   qkdgw run --config FILE            run one gateway
-  qkdgw kme-sim --config FILE        run the ETSI GS QKD 014 KME simulator pair
+  qkdgw kme-sim --config FILE [--admin HOST:PORT] [--key-rate BPS] [--max-keys N]
+                [--paused] [--quirk NAME]... [--latency MS]
+                                     run the ETSI GS QKD 014 KME simulator pair
+  qkdgw kme-sim ctl --admin URL <state|link|faults|quirks|drain|add_keys|reset> [--json '{...}']
+                                     drive a running simulator's admin endpoint (tests, demos)
   qkdgw pki init --out DIR --gateways ID,ID --kmes ID,ID [--force]
   qkdgw check-config [--kme-sim] FILE
   qkdgw selftest [--backend B] [--json]  crypto known-answer tests, AEAD backends and the choice

@@ -102,7 +102,7 @@ t.test('issue 3 review: a native-like backend whose sealAt ignores the counter (
   t.same(failed, [`AES-256-GCM on node: ${AT_CHECK}`], 'runSelfTest names it');
   t.throws(() => assertSelfTest({ ...NODE_BACKEND, aes256gcm: reuse }), { code: ErrorCodes.SELFTEST_FAILED }, 'assertSelfTest refuses it');
   // Off by one, and a counter truncated to 32 bits: both caught too.
-  t.same(gcmFailures(counterBackend((c) => c + 1)), [AT_CHECK], 'counter + 1 is caught');
+  t.ok(gcmFailures(counterBackend((c) => c + 1)).includes(AT_CHECK), 'counter + 1 is caught by it (and by the long records, sealed at counter 0)');
   t.same(gcmFailures(counterBackend((c) => c >>> 0)), [AT_CHECK], 'a counter truncated to 32 bits is caught');
 });
 
