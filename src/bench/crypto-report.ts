@@ -65,6 +65,18 @@ function opensslRate(openssl: readonly OpensslCell[], size: number): number | nu
   return o?.ok ? o.packetsPerSec : null;
 }
 
+/**
+ * A probe's growth in bytes (scaled to 10^6 records) for printing: `+1,234 B`. A negative
+ * figure means memory was freed during the probe (a GC collected garbage from before it),
+ * which says nothing about the loop: it prints as `+0 B (GC ran)` (or `+0 B (shrank)`
+ * when no GC was seen), never as a loop that gives memory back. `gcs` = GCs in the probe.
+ */
+export function fmtGrowth(bytes: number, gcs: number): string {
+  if (Number.isNaN(bytes)) return 'n/a';
+  if (bytes >= 0) return `+${fmtInt(bytes)} B`;
+  return gcs > 0 ? '+0 B (GC ran)' : '+0 B (shrank)';
+}
+
 /** Ratios of packets/s at `size` (equal to the MB/s ratios: same record size). */
 export function sizeRatios(size: number, cells: readonly CellResult[], openssl: readonly OpensslCell[]): SizeRatios {
   const o = opensslRate(openssl, size);

@@ -13,13 +13,18 @@ import { cpus, loadavg } from 'node:os';
 import { loadNative, type NativeStatus } from '../crypto/native/loader.js';
 import { AAD_LEN, BACKEND_LABEL, BATCH, makeCells, sealOnlyRunner, type BackendId, type Cell } from './crypto-cells.js';
 import { allocationFree, allocProbe, best, timeRunner, type AllocProbe, type Runner, type Sample } from './crypto-measure.js';
-import type { CryptoBenchOptions } from './crypto-options.js';
-import { finalLine, fmtInt, ratioLines, sizeRatios, tableLines, targetLines, type CellResult, type OpensslCell, type SizeRatios } from './crypto-report.js';
+import { jsonTargetProblem, UsageError, type CryptoBenchOptions } from './crypto-options.js';
+import { finalLine, fmtGrowth, fmtInt, ratioLines, sizeRatios, tableLines, targetLines, type CellResult, type OpensslCell, type SizeRatios } from './crypto-report.js';
 import { execOpenssl, opensslSpeedArgs, opensslVersion, runOpensslSpeed, type OpensslExec, type OpensslSpeed } from './openssl-speed.js';
 
 export interface CryptoBenchDeps {
-  /** The addon to measure; default {@link loadNative}(). Tests pass an unavailable one. */
+  /**
+   * The addon to measure; default {@link loadNative}() (the build path). The entry file
+   * passes nativeFromEnv(process.env), so QKDGW_NATIVE / QKDGW_NATIVE_ADDON apply.
+   */
   native?: NativeStatus;
+  /** Where `native` came from, printed after its path (e.g. `QKDGW_NATIVE_ADDON=./x.node`). */
+  nativeFrom?: string;
   /** How `openssl` is run; default the CLI on PATH. */
   opensslExec?: OpensslExec;
   /** Where lines go; default stdout. */
@@ -84,11 +89,14 @@ function budget(o: CryptoBenchOptions, id: BackendId): number {
 
 /**
  * Runs the benchmark described by `o` and prints it through `deps.say`; writes JSON to
- * `o.json` when set. Resolves with everything printed. Rejects only on a self-check
- * failure (a backend whose output differs from node:crypto) or an unwritable JSON file;
- * a missing addon or openssl CLI is reported, not thrown.
+ * `o.json` when set. Resolves with everything printed. Rejects with a UsageError before
+ * measuring anything when `o.json` cannot be written (jsonTargetProblem), and otherwise
+ * only on a self-check failure (a backend whose output differs from node:crypto) or a
+ * failed JSON write; a missing addon or openssl CLI is reported, not thrown.
  */
 export async function runCryptoBench(o: CryptoBenchOptions, deps: CryptoBenchDeps = {}): Promise<CryptoBenchResult> {
+  const jsonProblem = o.json ? jsonTargetProblem(o.json) : null;
+  if (jsonProblem) throw new UsageError(`--json: ${jsonProblem}`);
   const out = deps.say ?? ((s: string): void => void process.stdout.write(`${s}\n`));
   const say = (s = ''): void => out(s);
   const exec = deps.opensslExec ?? execOpenssl;
@@ -109,7 +117,8 @@ export async function runCryptoBench(o: CryptoBenchOptions, deps: CryptoBenchDep
   say('qkdgw bench:crypto: AEAD seal throughput per backend, with `openssl speed` measured in the same run');
   say(`  CPU ${machine.cpu} (${machine.cores} logical cores; flags: ${machine.cpuFlags.join(' ') || 'unknown'}), load average ${machine.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
   say(`  node ${machine.node} (linked OpenSSL ${machine.nodeOpenssl}); openssl CLI: ${machine.opensslCli}`);
-  say(native.available ? `  native addon: loaded from ${native.path}` : `  native addon: unavailable: ${native.reason}`);
+  const from = deps.nativeFrom ? ` (${deps.nativeFrom})` : '';
+  say(native.available ? `  native addon: loaded from ${native.path}${from}` : `  native addon: unavailable: ${native.reason}${from}`);
   say(`  each record: SEAL of N plaintext bytes with a ${AAD_LEN}-byte AAD and a fresh nonce from the counter (iv XOR counter); batch 16 = ${BATCH} records per addon call, layout built once`);
   say(`  MB/s = 10^6 plaintext bytes per second of wall time; packets/s = records per second`);
   say(`  per cell: warm-up, then ${o.reps} repetition(s) of ${perRep(o.seconds)}, best reported; noble (pure JS, very slow) gets a shorter budget: ${o.reps} x ${perRep(o.nobleSeconds)}`);
@@ -179,7 +188,7 @@ export async function runCryptoBench(o: CryptoBenchOptions, deps: CryptoBenchDep
         const est = probe.bytesPerRecord == null ? 'unknown' : `about ${probe.bytesPerRecord.toFixed(1)}`;
         const verdict = free ? 'no per-record allocation' : `allocates (${est} heap bytes per record)`;
         say(
-          `  ${label.padEnd(34)} heapUsed ${signed(probe.heapPerMillion)} B, arrayBuffers ${signed(probe.arrayBuffersPerMillion)} B, GCs ${probe.gcs} in ${fmtInt(probe.records)} records: ${verdict}`,
+          `  ${label.padEnd(34)} heapUsed ${fmtGrowth(probe.heapPerMillion, probe.gcs)}, arrayBuffers ${fmtGrowth(probe.arrayBuffersPerMillion, probe.gcs)}, GCs ${probe.gcs} in ${fmtInt(probe.records)} records: ${verdict}`,
         );
       }
     } finally {
@@ -211,8 +220,4 @@ export async function runCryptoBench(o: CryptoBenchOptions, deps: CryptoBenchDep
   }
   say(line);
   return result;
-}
-
-function signed(x: number): string {
-  return `${x >= 0 ? '+' : '-'}${fmtInt(Math.abs(x))}`;
 }

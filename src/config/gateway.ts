@@ -28,10 +28,6 @@ export interface Policy {
   degradedLifetimeMs: number;
   /** `preferred`: consecutive good KME status checks before a QKD epoch again. Default 3. */
   recoveryChecks: number;
-  /** Initiator: KME status read interval, ms. Default 10 000. */
-  kmeStatusIntervalMs: number;
-  /** Initiator: QKD keys fetched ahead. Default 4 (0 = none). */
-  keyPool: number;
   /** key_forecast_low when the KME store is forecast dry sooner than this, ms. Default 600 000. */
   forecastAlarmMs: number;
   /** Default 120 000. */
@@ -139,8 +135,6 @@ interface RawPolicy {
   qkd: Policy['qkd'];
   degraded_lifetime: string;
   recovery_checks: number;
-  kme_status_interval: string;
-  key_pool: number;
   forecast_alarm: string;
   retry_backoff_min: string;
   retry_backoff_max: string;
@@ -188,7 +182,7 @@ export interface RawGateway {
 }
 
 /** Durations that must be > 0 (a zero timer would fire at once or never rekey). */
-const POSITIVE_DURATIONS = new Set(['rekey_after_time', 'hard_limit_time', 'handshake_timeout', 'keepalive', 'dead_after', 'degraded_lifetime', 'kme_status_interval', 'retry_backoff_min', 'retry_backoff_max']);
+const POSITIVE_DURATIONS = new Set(['rekey_after_time', 'hard_limit_time', 'handshake_timeout', 'keepalive', 'dead_after', 'degraded_lifetime', 'retry_backoff_min', 'retry_backoff_max']);
 
 let policySchema: JsonSchema | undefined;
 
@@ -366,8 +360,6 @@ function toPolicy(p: RawPolicy, base: PathSegments, doc: LoadedYaml | null, issu
     qkd: p.qkd,
     degradedLifetimeMs: d('degraded_lifetime'),
     recoveryChecks: p.recovery_checks,
-    kmeStatusIntervalMs: d('kme_status_interval'),
-    keyPool: p.key_pool,
     forecastAlarmMs: d('forecast_alarm'),
     rekeyAfterTimeMs: d('rekey_after_time'),
     rekeyJitterMs: d('rekey_jitter'),

@@ -11,6 +11,7 @@ import { carrierCryptoFor, defaultCarrierCrypto, type CarrierCrypto } from '../t
 import { chooseCryptoBackend } from './crypto-backend.js';
 import { Etsi014Client } from '../kms/etsi014/client.js';
 import { Etsi014KeySource } from '../kms/key-source.js';
+import { KeyPool, type KeyPoolSource } from '../kms/key-pool.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { drawReceiverIndex, roleOf } from '../tunnel/core/session.js';
@@ -103,6 +104,8 @@ export class Gateway {
   readonly peers = new Map<string, PeerRuntime>();
   readonly addresses: GatewayAddresses = { services: {} };
   #keySource: Etsi014KeySource | null = null;
+  /** Initiator side: one QKD key pool per peer (keys fetched ahead, status polling, forecast). */
+  readonly pools = new Map<string, KeyPool>();
   /** Key sources replaced by a reload, closed once their calls in flight had time to end. */
   #retiredSources = new Set<Etsi014KeySource>();
   #controlServer: ControlServer | null = null;
@@ -159,6 +162,34 @@ export class Gateway {
     return new Etsi014KeySource(client, { clock: this.clock, logger: this.log });
   }
 
+  /**
+   * The initiator's key pool for `peer` (issue 4): keys fetched ahead on the current key
+   * source, status polled every kme.status_interval; each status result feeds the
+   * session's recovery checks (protocol.md s6 `preferred`).
+   */
+  #makePool(cfg: GatewayConfig, peer: string, rt: PeerRuntime): KeyPool {
+    const pol = cfg.policies[cfg.peers.find((p) => p.identity === peer)!.policy];
+    const source: KeyPoolSource = {
+      getKeys: (id, n, o) => this.#keySource!.getKeys(id, n, o),
+      status: (id, o) => this.#keySource!.status(id, o),
+    };
+    const pool = new KeyPool({
+      source,
+      peerSaeId: peer,
+      clock: this.clock,
+      logger: rt.log.child({ component: 'key_pool' }),
+      target: cfg.kme.pool,
+      statusIntervalMs: cfg.kme.statusIntervalMs,
+      rekeyIntervalMs: pol.rekeyAfterTimeMs,
+      forecastLowSec: pol.forecastAlarmMs / 1000,
+      onEvent: (e) => {
+        if (e.event === 'kme_status_checked') rt.kmeStatus(e.kmeStoredKeyCount);
+      },
+    });
+    pool.start();
+    return pool;
+  }
+
   #readControlTls(cfg: GatewayConfig): ControlTlsMaterial {
     return { cert: read(cfg.control.cert), key: read(cfg.control.key), ca: cfg.control.ca ? read(cfg.control.ca) : undefined };
   }
@@ -181,7 +212,7 @@ export class Gateway {
     this.#keySource = this.#makeKeySource(cfg);
     // Indirect, so a reload can swap the key source under running peers (BC-07).
     const keys: QkdKeyProvider = {
-      getKey: (peer) => this.#keySource!.getKey(peer),
+      getKey: (peer) => this.pools.get(peer)?.take() ?? this.#keySource!.getKey(peer),
       getKeyById: (peer, keyId, o) => this.#keySource!.getKeyById(peer, keyId, { deadlineMs: o.deadlineMs }),
     };
 
@@ -207,6 +238,7 @@ export class Gateway {
       if (roleOf(cfg.identity, p.identity) === 'responder') responderPeers.set(p.identity, { runtime: rt, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs } });
       rt.log.info({ event: 'peer_configured', role: rt.role, policy: p.policy, qkd: pol.qkd, suites: pol.suites, rekey_after_ms: pol.rekeyAfterTimeMs, hard_limit_ms: pol.hardLimitTimeMs });
       if (pol.qkd === 'off') rt.log.warn({ event: 'qkd_off' }, 'QKD policy is off for this peer: epochs carry no QKD key (lab use only)');
+      else if (rt.role === 'initiator') this.pools.set(p.identity, this.#makePool(cfg, p.identity, rt));
     }
 
     const timers: CarrierTimers = timersOf(cfg.policies.default);
@@ -260,6 +292,8 @@ export class Gateway {
     await Promise.all(this.#services.map((s) => s.close()));
     this.#services = [];
     for (const rt of this.peers.values()) rt.close();
+    for (const pool of this.pools.values()) pool.close(); // zeroizes the keys held ahead
+    this.pools.clear();
     await this.#controlServer?.close();
     this.#controlServer = null;
     await this.#dataServer?.close();
@@ -297,6 +331,12 @@ export class Gateway {
     }
     const old = this.#keySource;
     this.#keySource = ks;
+    // Keys held ahead came from the old KME client (maybe another KME): zeroize them and
+    // start fresh pools on the new one.
+    for (const [peer, pool] of this.pools) {
+      pool.close();
+      this.pools.set(peer, this.#makePool(next, peer, this.peers.get(peer)!));
+    }
     this.#controlServer?.setTls(tls);
     for (const d of this.#dialers) d.setTls(tls);
     const level = (this.log as { level?: string }).level;

@@ -417,6 +417,8 @@ export class KeyPool {
     const p = (async () => {
       try {
         const keys = await this.#src.getKeys(this.peerSaeId, n, deadlineMs === undefined ? {} : { deadlineMs });
+        // An empty success would make the refill loop spin; the KeySource never returns one.
+        if (keys.length === 0) throw new QkdgwError(ErrorCodes.KMS_PROTOCOL, 'key source returned no key', { peerSaeId: this.peerSaeId });
         const now = this.#clock.now();
         if (this.#closed) {
           for (const k of keys) k.key.wipe();

@@ -89,7 +89,8 @@ t.test('etsi014-C28/C30 dec_keys retries (slow 404s) all end within the getKeyBy
   const e = await rejects(ks.getKeyById('SAE_A', '9b1f3c2e-0000-4000-8000-00000000a001', { deadlineMs: 1000 }));
   const ms = performance.now() - t0;
   t.ok(e.code === ErrorCodes.KMS_KEY_UNAVAILABLE || e.code === ErrorCodes.KMS_TIMEOUT, e.code);
-  t.ok(ms < 1000 + 300, `gave up after ${Math.round(ms)} ms (deadline 1000 ms, retries included)`);
+  // 10 attempts of 250 ms plus their backoff would take > 4 s; the margin only absorbs a loaded machine
+  t.ok(ms < 1000 + 900, `gave up after ${Math.round(ms)} ms (deadline 1000 ms, retries included)`);
   t.ok(kme.requests.length >= 2 && kme.requests.length <= 4, `${kme.requests.length} dec_keys calls`);
 });
 

@@ -2,11 +2,13 @@
 // measuring loop, the allocation probe, and smoke runs of the bench itself with tiny
 // budgets (real addon and openssl when present; injected unavailable ones).
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DEFAULT_SIZES, parseCryptoBenchArgs, UsageError } from '../../../src/bench/crypto-options.js';
-import { finalLine, fmtInt, fmtRatio, ratioLines, ratioOf, sizeRatios, tableLines, targetLines, type CellResult, type OpensslCell } from '../../../src/bench/crypto-report.js';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_SIZES, jsonTargetProblem, parseCryptoBenchArgs, UsageError } from '../../../src/bench/crypto-options.js';
+import { finalLine, fmtGrowth, fmtInt, fmtRatio, ratioLines, ratioOf, sizeRatios, tableLines, targetLines, type CellResult, type OpensslCell } from '../../../src/bench/crypto-report.js';
 import { allocationFree, allocProbe, best, timeRunner } from '../../../src/bench/crypto-measure.js';
 import { makeCells } from '../../../src/bench/crypto-cells.js';
 import { runCryptoBench } from '../../../src/bench/crypto-run.js';
@@ -26,10 +28,11 @@ t.test('arguments: the issue sizes, 1 s per cell in 3 reps by default; --quick s
   t.equal(d.opensslSeconds, 1);
   t.equal(d.json, null);
   t.equal(d.allocRecords, 1_000_000);
+  t.equal(d.help, false);
   const q = parseCryptoBenchArgs(['--quick']);
   t.ok(q.quick);
   t.ok(q.seconds < d.seconds && q.reps < d.reps && q.allocRecords < d.allocRecords);
-  const o = parseCryptoBenchArgs(['--quick', '--seconds', '6', '--reps', '2', '--sizes', '1400, 64,1400', '--json', '/tmp/x.json']);
+  const o = parseCryptoBenchArgs(['--quick', '--seconds', '6', '--reps', '2', '--sizes', '1400,64,1400', '--json', '/tmp/x.json']);
   t.same(o.sizes, [1400, 64], 'order kept, duplicates dropped');
   t.equal(o.seconds, 6);
   t.equal(o.reps, 2);
@@ -39,7 +42,7 @@ t.test('arguments: the issue sizes, 1 s per cell in 3 reps by default; --quick s
 });
 
 t.test('bad command lines are UsageErrors', async (t) => {
-  for (const argv of [['--sizes', '64,,1400'], ['--sizes', '0'], ['--sizes', '1e3'], ['--sizes', String(2 ** 20 + 1)], ['--seconds', '0'], ['--seconds', 'x'], ['--seconds', '601'], ['--reps', '0'], ['--reps', '1.5'], ['--json', ''], ['--nope'], ['extra']]) {
+  for (const argv of [['--sizes', '64, 1400'], ['--sizes', ' 64'], ['--sizes', '64 '], ['--sizes', '64,\t1400'], ['--sizes', '1400, 64,1400'], ['--json', '/nonexistent-qkdgw-dir/r.json'], ['--json', tmpdir()], ['--json', `${tmpdir()}/`], ['-x'], ['--help=yes'], ['--sizes', '64,,1400'], ['--sizes', '0'], ['--sizes', '1e3'], ['--sizes', String(2 ** 20 + 1)], ['--seconds', '0'], ['--seconds', 'x'], ['--seconds', '601'], ['--reps', '0'], ['--reps', '1.5'], ['--json', ''], ['--nope'], ['extra']]) {
     let err: unknown;
     try {
       parseCryptoBenchArgs(argv);
@@ -48,6 +51,54 @@ t.test('bad command lines are UsageErrors', async (t) => {
     }
     t.ok(err instanceof UsageError, `${argv.join(' ')} is a UsageError`);
   }
+});
+
+t.test('--help / -h: the usage, nothing else checked', async (t) => {
+  for (const argv of [['--help'], ['-h'], ['--sizes', 'junk', '-h'], ['--json', '/nonexistent-qkdgw-dir/r.json', '--help']]) {
+    const o = parseCryptoBenchArgs(argv);
+    t.equal(o.help, true, `${argv.join(' ')}: help`);
+    t.same(o.sizes, DEFAULT_SIZES, `${argv.join(' ')}: defaults otherwise`);
+  }
+  t.equal(parseCryptoBenchArgs(['--quick']).help, false);
+});
+
+t.test('--json FILE is checked before the run: folder must exist and be writable, not a folder itself', async (t) => {
+  const dir = t.testdir({ existing: { 'old.json': '{}' } });
+  t.equal(jsonTargetProblem(join(dir, 'new.json')), null, 'a new file in an existing folder');
+  t.equal(jsonTargetProblem(join(dir, 'existing', 'old.json')), null, 'an existing writable file (overwritten)');
+  t.equal(jsonTargetProblem(relative(process.cwd(), join(dir, 'rel.json'))), null, 'a relative name, against the working directory');
+  t.match(jsonTargetProblem(join(dir, 'missing', 'r.json')), /^the folder .*missing does not exist$/, 'a missing folder');
+  t.match(jsonTargetProblem(join(dir, 'existing')), /is a folder, not a file$/, 'a folder');
+  t.match(jsonTargetProblem(`${join(dir, 'existing')}/`), /names a folder, not a file$/, 'a name ending in /');
+  t.match(jsonTargetProblem(join(dir, 'existing', 'old.json', 'x.json')), /is not a folder$/, 'a file used as a folder');
+  let err: unknown;
+  try {
+    parseCryptoBenchArgs(['--json', join(dir, 'missing', 'r.json')]);
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof UsageError, 'parseCryptoBenchArgs throws a UsageError');
+  t.match((err as Error).message, /^--json: the folder .* does not exist$/);
+  if (process.getuid?.() === 0) {
+    t.comment('unwritable-folder case not run: root writes anywhere');
+  } else {
+    const ro = join(dir, 'readonly');
+    mkdirSync(ro);
+    chmodSync(ro, 0o500);
+    t.teardown(() => chmodSync(ro, 0o700));
+    t.match(jsonTargetProblem(join(ro, 'r.json')), /is not writable$/, 'an unwritable folder');
+  }
+});
+
+t.test('allocation probe growth: a negative figure prints as +0 B with the reason, never as a shrinking loop', async (t) => {
+  t.equal(fmtGrowth(0, 0), '+0 B');
+  t.equal(fmtGrowth(1234.4, 0), '+1,234 B');
+  t.equal(fmtGrowth(1234.4, 3), '+1,234 B', 'growth is growth, GC or not');
+  t.equal(fmtGrowth(-52_000, 1), '+0 B (GC ran)');
+  t.equal(fmtGrowth(-52_000, 0), '+0 B (shrank)');
+  t.equal(fmtGrowth(-0.2, 0), '+0 B (shrank)');
+  t.equal(fmtGrowth(Number.NaN, 0), 'n/a');
+  for (const x of [-1, -1e9, -0.5]) t.notMatch(fmtGrowth(x, 2), /-/, `${x}: no minus sign`);
 });
 
 t.test('ratio formatting: two decimals, n/a for anything missing', async (t) => {
@@ -210,4 +261,106 @@ t.test('garbled openssl output at one size: that size is n/a with the reason, th
   t.equal(r.openssl.find((o) => o.size === 1400)?.ok, true);
   if (r.native.available) t.match(lines.at(-1), FINAL_OK, '1000 kB/s at 1400 bytes is a number, so the line has one');
   else t.match(lines.at(-1), FINAL_UNAVAILABLE);
+});
+
+t.test('runCryptoBench: an unwritable --json target is refused before anything is measured or printed', async (t) => {
+  const lines: string[] = [];
+  const o = { ...smokeOptions(), json: join(t.testdir({}), 'missing', 'r.json') };
+  await t.rejects(runCryptoBench(o, { say: (s) => lines.push(s) }), UsageError);
+  t.same(lines, [], 'nothing printed, nothing measured');
+});
+
+t.test('runCryptoBench prints where the addon came from (nativeFrom)', async (t) => {
+  const lines: string[] = [];
+  const enoent: OpensslExec = async () => {
+    throw Object.assign(new Error('spawn openssl ENOENT'), { code: 'ENOENT' });
+  };
+  await runCryptoBench({ ...smokeOptions(), sizes: [64] }, { say: (s) => lines.push(s), native: { available: false, reason: 'no addon at /x/y.node', path: '/x/y.node' }, nativeFrom: 'QKDGW_NATIVE_ADDON=y.node', opensslExec: enoent });
+  t.ok(lines.includes('  native addon: unavailable: no addon at /x/y.node (QKDGW_NATIVE_ADDON=y.node)'), 'the header line names the reason and the knob');
+});
+
+/** The entry file, run as its own process from source (with this test's TypeScript loader flags). */
+const ENTRY = fileURLToPath(new URL('../../../src/bench/crypto.ts', import.meta.url));
+
+async function runEntry(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const base = { ...process.env };
+  delete base.QKDGW_NATIVE;
+  delete base.QKDGW_NATIVE_ADDON;
+  const child = spawn(process.execPath, [...process.execArgv, ENTRY, ...args], { env: { ...base, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (c) => res(c));
+  });
+  return { code, stdout, stderr };
+}
+
+/** A run as short as the command line allows: one size, 0.02 s per cell, 200k-record allocation probes. */
+const TINY = ['--quick', '--sizes', '64', '--seconds', '0.02', '--reps', '1'];
+
+t.test('entry file: --help and -h print the usage on stdout and exit 0', async (t) => {
+  for (const flag of ['--help', '-h']) {
+    const r = await runEntry([flag]);
+    t.equal(r.code, 0, `${flag}: exit 0`);
+    t.match(r.stdout, /^usage: npm run bench:crypto -- /, `${flag}: the usage on stdout`);
+    t.match(r.stdout, /QKDGW_NATIVE_ADDON=PATH/, `${flag}: documents the environment`);
+    t.equal(r.stderr, '', `${flag}: nothing on stderr`);
+  }
+});
+
+t.test('entry file: usage errors exit 64 at once, before any measuring', async (t) => {
+  const dir = t.testdir({});
+  const cases: Array<[string, string[], Record<string, string>, RegExp]> = [
+    ['--json in a missing folder', ['--json', join(dir, 'missing', 'r.json')], {}, /--json: the folder .*missing does not exist/],
+    ['--json naming a folder', ['--json', dir], {}, /--json: .* is a folder, not a file/],
+    ['--sizes with a space', ['--sizes', '64, 1400'], {}, /--sizes: expected comma-separated integers without spaces/],
+    ['an unknown flag', ['--nope'], {}, /Unknown option '--nope'/],
+    ['QKDGW_NATIVE=banana', [], { QKDGW_NATIVE: 'banana' }, /QKDGW_NATIVE="banana" is not understood/],
+    ['QKDGW_NATIVE=off', [], { QKDGW_NATIVE: 'off' }, /QKDGW_NATIVE="off" is not understood/],
+  ];
+  for (const [what, args, env, why] of cases) {
+    const r = await runEntry(args, env);
+    t.equal(r.code, 64, `${what}: exit 64`);
+    t.match(r.stderr, why, `${what}: says why`);
+    t.match(r.stderr, /usage: npm run bench:crypto/, `${what}: and the usage`);
+    t.equal(r.stdout, '', `${what}: nothing measured`);
+  }
+});
+
+t.test('entry file: QKDGW_NATIVE=1 with no addon fails (exit 1) before measuring', async (t) => {
+  const missing = join(t.testdir({}), 'none.node');
+  const r = await runEntry(TINY, { QKDGW_NATIVE: '1', QKDGW_NATIVE_ADDON: missing });
+  t.equal(r.code, 1);
+  t.equal(r.stderr, `crypto: FAILED QKDGW_NATIVE=1 but the native addon is unavailable: no addon at ${missing}\n`);
+  t.equal(r.stdout, '');
+});
+
+t.test('entry file: QKDGW_NATIVE=0 measures without the addon, and says so', async (t) => {
+  const json = join(t.testdir({}), 'r.json');
+  const r = await runEntry([...TINY, '--json', json], { QKDGW_NATIVE: '0' });
+  t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.trim()})`);
+  t.match(r.stdout, /^ {2}native addon: unavailable: disabled by QKDGW_NATIVE=0$/m);
+  t.match(r.stdout, /crypto: native unavailable \(disabled by QKDGW_NATIVE=0\)\n$/);
+  t.notMatch(r.stdout, /allocation probe of the native path/, 'no native probe');
+  t.equal((JSON.parse(readFileSync(json, 'utf8')) as { native: { available: boolean } }).native.available, false, 'the JSON says native was unavailable');
+});
+
+t.test('entry file: a relative QKDGW_NATIVE_ADDON (against the working directory) is the addon measured, and printed', async (t) => {
+  const real = loadNative();
+  if (!real.available) {
+    t.pass(`not run: the native addon is unavailable (${real.reason})`);
+    return;
+  }
+  const dir = t.testdir({});
+  const copy = join(dir, 'bench-copy.node');
+  copyFileSync(real.path, copy);
+  const r = await runEntry(TINY, { QKDGW_NATIVE_ADDON: 'bench-copy.node' }, dir);
+  t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.trim()})`);
+  t.ok(r.stdout.includes(`  native addon: loaded from ${copy} (QKDGW_NATIVE_ADDON=bench-copy.node)\n`), 'the header names the resolved path and the knob');
+  t.match(r.stdout, /^ +64  native batch 16/m, 'native was measured');
+  t.notMatch(r.stdout, /heapUsed -|arrayBuffers -/, 'no negative growth printed');
+  t.match(r.stdout.trimEnd().split('\n').at(-1), /^crypto: native\/openssl@1400 = n\/a, native\/node@1400 = n\/a$/, '1400 not measured: n/a on both sides');
 });

@@ -16,8 +16,6 @@ const S6_DEFAULT = {
   qkd: 'required',
   degradedLifetimeMs: 60_000,
   recoveryChecks: 3,
-  kmeStatusIntervalMs: 10_000,
-  keyPool: 4,
   forecastAlarmMs: 600_000,
   rekeyAfterTimeMs: 120_000,
   rekeyJitterMs: 10_000,
