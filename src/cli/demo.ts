@@ -11,6 +11,9 @@
  *
  * Options: `--keep` keeps the work folder; `--bytes SIZE` (e.g. `1MiB`; default 64MiB,
  * at most 256MiB) sets the size of (b) each way, for quick runs such as the tests.
+ * `--scenario NAME` picks what to show: `basic` (the default: all of the above) or
+ * `kme-outage` (issue 4: a KME outage ridden through under `qkd: required` and under
+ * `qkd: preferred`; see demo/scenario-kme-outage.ts). An unknown name exits 64.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,6 +28,10 @@ import { startTarget } from './demo/http-target.js';
 import { demoAead, formatDemoAead } from './demo/backend-line.js';
 import { parseSize } from '../config/units.js';
 import { Exit } from './exit-codes.js';
+import { kmeOutageDemo } from './demo/scenario-kme-outage.js';
+
+/** `--scenario` values; the first is the default. */
+export const DEMO_SCENARIOS = ['basic', 'kme-outage'] as const;
 
 const MiB = 2 ** 20;
 const BULK_BYTES = 64 * MiB;
@@ -54,7 +61,19 @@ const mbps = (bytes: number, ms: number): string => `${(bytes / MiB / (ms / 1000
 const size = (bytes: number): string => (bytes % MiB === 0 ? `${bytes / MiB} MiB` : bytes % 1024 === 0 ? `${bytes / 1024} KiB` : `${bytes} bytes`);
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { keep: { type: 'boolean' }, bytes: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { keep: { type: 'boolean' }, bytes: { type: 'string' }, scenario: { type: 'string' } }, strict: true });
+  const scenario = values.scenario ?? DEMO_SCENARIOS[0];
+  if (!(DEMO_SCENARIOS as readonly string[]).includes(scenario)) {
+    process.stderr.write(`qkdgw demo: --scenario wants one of ${DEMO_SCENARIOS.join(', ')}; got ${JSON.stringify(scenario)}\n`);
+    return Exit.USAGE;
+  }
+  if (scenario === 'kme-outage') {
+    if (values.bytes !== undefined) {
+      process.stderr.write('qkdgw demo: --bytes applies to the basic scenario only\n');
+      return Exit.USAGE;
+    }
+    return kmeOutageDemo({ keep: values.keep });
+  }
   let bulkBytes = BULK_BYTES;
   if (values.bytes !== undefined) {
     const p = parseSize(values.bytes);

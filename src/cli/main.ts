@@ -21,7 +21,7 @@ usage:
   qkdgw pki init --out DIR --gateways ID,ID --kmes ID,ID [--force]
   qkdgw check-config [--kme-sim] FILE
   qkdgw selftest [--backend B] [--json]  crypto known-answer tests, AEAD backends and the choice
-  qkdgw demo [--keep] [--bytes SIZE]  the whole system on 127.0.0.1
+  qkdgw demo [--keep] [--bytes SIZE] [--scenario basic|kme-outage]  the whole system on 127.0.0.1
   qkdgw --version
 
 Every command also takes --help. Exit status: 0 ok, 1 failure, 64 usage, 78 configuration.

@@ -179,6 +179,7 @@ export class Gateway {
       clock: this.clock,
       logger: rt.log.child({ component: 'key_pool' }),
       target: cfg.kme.pool,
+      prefetchAfterFirstTake: true,
       statusIntervalMs: cfg.kme.statusIntervalMs,
       rekeyIntervalMs: pol.rekeyAfterTimeMs,
       forecastLowSec: pol.forecastAlarmMs / 1000,

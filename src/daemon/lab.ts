@@ -19,6 +19,33 @@ export interface LabOptions {
   grace?: string;
   keyRateBps?: number;
   logLevel?: string;
+  // Options for lab scenarios such as the KME outage demo (issue 4). Each one left out
+  // leaves its line out of the YAML, so the gateway's default applies and the files are
+  // the same as without them.
+  /** `policies.default.qkd` of both gateways (written as `required` when absent). */
+  qkd?: 'required' | 'preferred' | 'off';
+  /** `policies.default.degraded_lifetime`, a duration such as `2s`. */
+  degradedLifetime?: string;
+  /** `policies.default.recovery_checks`, a count. */
+  recoveryChecks?: number;
+  /** `policies.default.hold` and `carrier_hold`, durations (hold <= carrier_hold). */
+  hold?: string;
+  carrierHold?: string;
+  /** `policies.default.retry_backoff_min` / `retry_backoff_max`, durations. */
+  retryBackoffMin?: string;
+  retryBackoffMax?: string;
+  /** `kme.pool` of both gateways: keys fetched ahead by the initiator, 0..1024. */
+  kmePool?: number;
+  /** `kme.status_interval` of both gateways, a duration such as `500ms`. */
+  kmeStatusInterval?: string;
+  /** `kme.timeout` of both gateways, a duration. */
+  kmeTimeout?: string;
+  /** Log level of the gateways only (default: `logLevel`), e.g. `debug` for `kme_status_checked`. */
+  gatewayLogLevel?: string;
+  /** Simulator: start its test-only admin endpoint on 127.0.0.1, port 0 (`admin.listen`). */
+  simAdmin?: boolean;
+  /** Simulator: keys in the link pool at start (default 20). */
+  initialKeyCount?: number;
 }
 
 /** Addresses known once the simulator and gw-b listen (every listener binds port 0 first). */
@@ -50,11 +77,11 @@ export function writeSimConfig(o: LabOptions, ports: { kmeA: number; kmeB: numbe
 link:
   key_rate_bps: ${o.keyRateBps ?? 10000}
   max_key_count: 1000
-  initial_key_count: 20
+  initial_key_count: ${o.initialKeyCount ?? 20}
 sae_id_from: cn
 log:
   level: ${o.logLevel ?? 'info'}
-kmes:
+${o.simAdmin ? 'admin:\n  listen: 127.0.0.1:0\n' : ''}kmes:
   - kme_id: KME_A
     listen: 127.0.0.1:${ports.kmeA}
     cert: ${p.kmes.KME_A.cert}
@@ -73,17 +100,38 @@ kmes:
   return f;
 }
 
+/** `    name: value` lines for the options that are set, in the order given. */
+function optional(indent: string, fields: Array<[string, string | number | undefined]>): string {
+  return fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${indent}${k}: ${v}\n`).join('');
+}
+
+/** The optional lines of the `kme` section (nothing when none of those options is set). */
+function kmeExtras(o: LabOptions): string {
+  return optional('  ', [
+    ['timeout', o.kmeTimeout],
+    ['pool', o.kmePool],
+    ['status_interval', o.kmeStatusInterval],
+  ]);
+}
+
 function policy(o: LabOptions): string {
   return `policies:
   default:
-    qkd: required
+    qkd: ${o.qkd ?? 'required'}
     rekey_after_time: ${o.rekeyAfterTime ?? '3s'}
     rekey_jitter: ${o.rekeyJitter ?? '1s'}
     hard_limit_time: ${o.hardLimitTime ?? '30s'}
     handshake_timeout: ${o.handshakeTimeout ?? '5s'}
     grace: ${o.grace ?? '10s'}
-log:
-  level: ${o.logLevel ?? 'info'}
+${optional('    ', [
+  ['degraded_lifetime', o.degradedLifetime],
+  ['recovery_checks', o.recoveryChecks],
+  ['retry_backoff_min', o.retryBackoffMin],
+  ['retry_backoff_max', o.retryBackoffMax],
+  ['hold', o.hold],
+  ['carrier_hold', o.carrierHold],
+])}log:
+  level: ${o.gatewayLogLevel ?? o.logLevel ?? 'info'}
 `;
 }
 
@@ -97,7 +145,7 @@ kme:
   ca: ${p.qkdCa.cert}
   cert: ${p.saes['gw-b'].cert}
   key: ${p.saes['gw-b'].key}
-control:
+${kmeExtras(o)}control:
   listen: 127.0.0.1:${ports.control}
   ca: ${p.controlCa.cert}
   cert: ${p.gateways['gw-b'].cert}
@@ -126,7 +174,7 @@ kme:
   ca: ${p.qkdCa.cert}
   cert: ${p.saes['gw-a'].cert}
   key: ${p.saes['gw-a'].key}
-control:
+${kmeExtras(o)}control:
   ca: ${p.controlCa.cert}
   cert: ${p.gateways['gw-a'].cert}
   key: ${p.gateways['gw-a'].key}

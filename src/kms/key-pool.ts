@@ -2,7 +2,7 @@
  * KeyPool: QKD keys fetched ahead for ONE peer on the initiator (ETSI 014 master) side,
  * wrapping a KeySource (key-source.ts), plus the KME watch that protocol.md s6 needs.
  *
- * - Prefetch: keeps `target` keys (default 4; 0 = no prefetch, every take fetches on
+ * - Prefetch (from start(), or from the first take() with prefetchAfterFirstTake): keeps `target` keys (default 4; 0 = no prefetch, every take fetches on
  *   demand) from enc_keys. take() hands out the oldest pooled key at once, else fetches.
  *   The pool refills in the background after a take, on every status tick and after a
  *   failure's backoff. At most ONE enc_keys is in flight per pool at any time (a take
@@ -139,6 +139,8 @@ export interface KeyPoolOptions {
   onEvent?: (e: KeyPoolEvent) => void;
   /** keys to hold ahead, integer >= 0; 0 = no prefetch (fetch on demand). Default 4 */
   target?: number;
+  /** fetch ahead only once take() was called (the daemon: only for a pair that handshakes). Default false */
+  prefetchAfterFirstTake?: boolean;
   /** most keys per enc_keys, integer >= 1 (further clamped by status). Default 16 */
   maxBatch?: number;
   /** ms between KME status checks. Default 10000 (protocol.md s6) */
@@ -250,6 +252,7 @@ export class KeyPool {
     this.#log = (o.logger ?? silentLogger).child({ component: 'keypool', peerSaeId: o.peerSaeId });
     this.#onEvent = o.onEvent;
     this.target = posInt(o.target ?? 4, 'target', 0);
+    this.#armed = !o.prefetchAfterFirstTake;
     const statusIntervalMs = posNum(o.statusIntervalMs ?? 10_000, 'statusIntervalMs');
     const rekeyIntervalMs = posNum(o.rekeyIntervalMs ?? 120_000, 'rekeyIntervalMs');
     const windowMs = posNum(o.rateWindowMs ?? 300_000, 'rateWindowMs');
@@ -276,6 +279,14 @@ export class KeyPool {
   }
 
   /** Starts the status checks (the first one now) and the prefetch. Idempotent. */
+  /**
+   * False until the first take() when `prefetchAfterFirstTake`: keys are then fetched ahead
+   * only for a pair that has started a handshake, so a gateway whose peer never answers, or
+   * agrees on no suite, consumes no QKD key material (scarce on a ~1 kbit/s link; keys held
+   * ahead are lost on a restart anyway).
+   */
+  #armed = true;
+
   start(): void {
     if (this.#started || this.#closed) return;
     this.#started = true;
@@ -298,6 +309,7 @@ export class KeyPool {
    * INTERNAL after close().
    */
   async take(opts: { deadlineMs?: number } = {}): Promise<QkdKey> {
+    this.#armed = true;
     const end = opts.deadlineMs === undefined ? undefined : this.#clock.now() + opts.deadlineMs;
     for (;;) {
       if (this.#closed) throw closedError();
@@ -462,7 +474,7 @@ export class KeyPool {
 
   /** Starts a background refill when below target and allowed; else arms the retry timer. */
   #maybeRefill(): void {
-    if (this.#closed || this.target === 0 || this.#inflight || this.#keys.length >= this.target) return;
+    if (!this.#armed || this.#closed || this.target === 0 || this.#inflight || this.#keys.length >= this.target) return;
     const wait = this.#refillNotBefore - this.#clock.now();
     if (wait > 0) {
       this.#cancelRefillTimer?.();

@@ -123,7 +123,7 @@ t.test('package copy without native/build', async (t) => {
     t.equal(j.ok, false, 'ok: false');
     t.equal(j.chosen, null, 'nothing chosen');
     t.match(j.refusal ?? '', /^QKDGW_E_CRYPTO_BACKEND: /, 'refusal code QKDGW_E_CRYPTO_BACKEND');
-    t.match(j.refusal ?? '', /native is unavailable/, 'the refusal says native is unavailable');
+    t.match(j.refusal ?? '', /native \(forced by --backend\) is unavailable/, 'the refusal says native is unavailable');
   });
 
   t.test('QKDGW_NATIVE=1 (require the addon) is refused, not a silent fallback', async (t) => {

@@ -20,6 +20,7 @@ export class Child {
   readonly lines: LogLine[] = [];
   readonly stderr: string[] = [];
   #waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  #listeners = new Set<(l: LogLine) => void>();
   exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   readonly exitedPromise: Promise<void>;
 
@@ -44,6 +45,7 @@ export class Child {
       l = { msg: text };
     }
     this.lines.push(l);
+    for (const f of this.#listeners) f(l);
     this.#waiters = this.#waiters.filter((w) => {
       if (!w.pred(l)) return true;
       w.resolve(l);
@@ -70,6 +72,12 @@ export class Child {
         if (this.#waiters.includes(w)) reject(new Error(`${this.name} exited (${JSON.stringify(this.exited)}) before ${what}${this.#tail()}`));
       });
     });
+  }
+
+  /** Calls `fn` with every log line from now on, as it arrives; returns the unsubscribe function. */
+  onLine(fn: (l: LogLine) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
   }
 
   events(name: string): LogLine[] {

@@ -13,6 +13,8 @@ export interface LabProcesses {
   files: LabFiles;
   /** gw-a's service `web` port. */
   servicePort: number;
+  /** The simulator's admin endpoint URL (`http://127.0.0.1:PORT`), null unless `simAdmin` was set. */
+  adminUrl: string | null;
   /** Stops gw-a, gw-b, then the simulator (SIGTERM, SIGKILL after a grace). */
   stop(): Promise<void>;
 }
@@ -45,7 +47,8 @@ export async function startLabProcesses(o: LabOptions, started: (c: Child) => vo
     const gwA = spawn('gw-a', ['run', '--config', files.gwA]);
     const aUp = await gwA.waitFor((l) => l.event === 'gateway_started', timeoutMs, 'gateway A start');
     const servicePort = Number((aUp.services as Record<string, number>).web);
-    return { sim, gwA, gwB, files, servicePort, stop };
+    const adminUrl = typeof simUp.admin === 'string' ? simUp.admin : null;
+    return { sim, gwA, gwB, files, servicePort, adminUrl, stop };
   } catch (e) {
     await stop();
     throw e;
