@@ -10,6 +10,8 @@ import { nonce } from './nonce.js';
 /** Words per record in a layout: srcOff, len, aadOff, aadLen, dstOff. */
 export const BATCH_STRIDE = 5;
 const TAG_LEN = 16;
+/** The native batch's bound (native/src/gcm.c BATCH_MAX_RECORDS), kept equal here. */
+export const MAX_BATCH_RECORDS = 2 ** 20;
 
 /** One record of a batch, in bytes. */
 export interface BatchRecord {
@@ -39,6 +41,7 @@ function checkLayout(grow: 1 | -1, ivLen: number, iv: Uint8Array, counter: numbe
   if (iv.length !== ivLen) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, `IV must be ${ivLen} bytes, got ${iv.length}`);
   if (layout.length % BATCH_STRIDE !== 0) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'layout length must be a multiple of 5');
   const n = layout.length / BATCH_STRIDE;
+  if (n > MAX_BATCH_RECORDS) throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'batch larger than 2^20 records');
   // Compared by subtraction: counter + n - 1 itself could round to a safe-looking value.
   if (!Number.isSafeInteger(counter) || counter < 0 || (n > 0 && counter > Number.MAX_SAFE_INTEGER - (n - 1))) {
     throw new QkdgwError(ErrorCodes.CRYPTO_LENGTH, 'batch counters must be safe integers >= 0');

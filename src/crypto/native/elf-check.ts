@@ -33,7 +33,8 @@ export function elfProblem(path: string): string | null {
     const phnum = h.readUInt16LE(56);
     const shentsize = h.readUInt16LE(58);
     const shnum = h.readUInt16LE(60);
-    if (phentsize < 56 || phnum === 0 || phoff + phentsize * phnum > size) return `program headers reach past the end of the file (${size} bytes): truncated?`;
+    if (phnum === 0) return 'no program headers: not a loadable object';
+    if (phentsize < 56 || phoff + phentsize * phnum > size) return `program headers reach past the end of the file (${size} bytes): truncated?`;
     if (shnum && shoff + shentsize * shnum > size) return `section headers reach past the end of the file (${size} bytes): truncated?`;
     for (let i = 0; i < phnum; i++) {
       const ph = read(phoff + i * phentsize, 56);

@@ -273,7 +273,7 @@ t.test('elfProblem table: junk, wrong class, wrong type and truncation are named
     ['ET_EXEC (not ET_DYN)', Buffer.concat([elfHeader({ type: 2 }), programHeader(PT_LOAD, 0, 64), body]), /e_type is not ET_DYN/],
     ['ET_REL (not ET_DYN)', Buffer.concat([elfHeader({ type: 1 }), programHeader(PT_LOAD, 0, 64), body]), /e_type is not ET_DYN/],
     ['ET_CORE (not ET_DYN)', Buffer.concat([elfHeader({ type: 4 }), programHeader(PT_LOAD, 0, 64), body]), /e_type is not ET_DYN/],
-    ['no program headers', Buffer.concat([elfHeader({ phnum: 0 }), body]), /program headers reach past the end .*truncated\?/],
+    ['no program headers', Buffer.concat([elfHeader({ phnum: 0 }), body]), /no program headers/],
     ['program headers cut off', Buffer.concat([elfHeader({ phnum: 4 }), programHeader(PT_LOAD, 0, 64)]), /program headers reach past the end of the file \(120 bytes\): truncated\?/],
     ['program header entry too small', Buffer.concat([elfHeader({ phentsize: 32 }), programHeader(PT_LOAD, 0, 64), body]), /program headers reach past/],
     ['section headers past the end', Buffer.concat([elfHeader({ shoff: 300, shnum: 10 }), programHeader(PT_LOAD, 0, 64), body]), /section headers reach past the end .*truncated\?/],
