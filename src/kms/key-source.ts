@@ -359,6 +359,9 @@ export class Etsi014KeySource implements KeySource {
       try {
         const s = await this.#client.status(peerSaeId, { signal: dl.signal, timeoutMs: dl.remaining() });
         this.#statusAt.set(peerSaeId, this.#clock.now());
+        if (s.stored_key_count >= 1 && this.#health.keysAvailable(peerSaeId)) {
+          this.#log.info({ event: 'kme_exhaustion_cleared', peer: peerSaeId, stored_key_count: s.stored_key_count }, `KME status shows ${s.stored_key_count} stored keys for ${peerSaeId}: enc_keys allowed again`);
+        }
         return s;
       } catch (e) {
         const { kind } = classifyKmsError(e);

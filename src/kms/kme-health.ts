@@ -152,6 +152,19 @@ export class KmeHealth {
     return streak;
   }
 
+  /**
+   * A status check says the KME holds keys for the pair again: the exhaustion gate opens at
+   * once (an outage must not outlive the keys' return by the gate's 30 s backoff).
+   * Returns true when the gate was closed.
+   */
+  keysAvailable(peer: string): boolean {
+    const s = this.#peers.get(peer);
+    if (!s || (s.encNotBefore === 0 && s.consecutiveExhausted === 0)) return false;
+    s.consecutiveExhausted = 0;
+    s.encNotBefore = 0;
+    return true;
+  }
+
   /** A copy of `peer`'s state (all zero for a peer never seen). */
   snapshot(peer: string): KmeHealthSnapshot {
     const s = this.#peers.get(peer) ?? fresh();
