@@ -59,6 +59,9 @@ import { KmeHealth, type KmeHealthSnapshot } from './kme-health.js';
 export type { KmeStatus, QkdKey } from './etsi014/types.js';
 export type { KmeHealthSnapshot, KmeLastError } from './kme-health.js';
 
+/** How often a call waiting at a closed gate re-reads it, ms (the gate can open early). */
+const GATE_SLICE_MS = 250;
+
 /** QKD key length the tunnel mixes in: 256 bits (protocol.md s3.1). */
 export const QKD_KEY_BYTES = 32;
 
@@ -389,7 +392,16 @@ export class Etsi014KeySource implements KeySource {
     const w = this.#health.waitMs(peerSaeId, op, this.#clock.now());
     if (w <= 0) return;
     const keep = Math.min(this.#o.retryMinAttemptMs, dl.left() / 3);
-    if (w <= dl.left() - keep && (await this.#sleep(w, dl.signal))) return;
+    if (w <= dl.left() - keep) {
+      // Wait in slices and re-read the gate: a status check that shows keys again opens it
+      // early (keysAvailable), and the waiting call must go then, not at the old deadline.
+      for (;;) {
+        const left = this.#health.waitMs(peerSaeId, op, this.#clock.now());
+        if (left <= 0) return;
+        if (left > dl.left() - keep) break; // another failure pushed the gate past our deadline
+        if (!(await this.#sleep(Math.min(left, GATE_SLICE_MS), dl.signal))) break;
+      }
+    }
     if (this.#closed) throw new QkdgwError(ErrorCodes.INTERNAL, 'KeySource closed', { op, peerSaeId });
     const s = this.#health.suppressed(peerSaeId);
     const code = (this.#health.gateCode(peerSaeId, op) ?? ErrorCodes.KMS_UNAVAILABLE) as ErrorCode;

@@ -638,7 +638,7 @@ export class PeerSession {
     f.kQkd.wipe();
     this.#iFlight = null;
     if (!res) {
-      out.push({ type: 'send', conn: c.id, msg: alert('bad_tag', 'tag_R did not verify', r.epoch) });
+      this.#sendAlert(c.id, 'bad_tag', 'tag_R did not verify', r.epoch, out);
       this.#noteFailure(now);
       this.#wantHandshake('retry after bad tag_R', false);
       out.push({ type: 'log', level: 'error', event: 'handshake_failed', fields: { epoch: r.epoch, reason: 'bad_tag (tag_R): key confirmation failed', key_IDs: f.ctx.keyIds } });
@@ -656,7 +656,7 @@ export class PeerSession {
   #onTimers(now: number, out: SessionAction[]): void {
     const f = this.#iFlight;
     if (f && now >= f.deadline && f.phase === 'resp') {
-      out.push({ type: 'send', conn: f.conn, msg: alert('handshake_timeout', 'no valid RESP in time', f.epoch) });
+      this.#sendAlert(f.conn, 'handshake_timeout', 'no valid RESP in time', f.epoch, out);
       this.#failInitiator('handshake timeout', now, out);
     } else if (f && now >= f.deadline && f.phase === 'key') {
       this.#failInitiator('enc_keys did not answer in time', now, out, 'enc_keys');
@@ -664,7 +664,7 @@ export class PeerSession {
     const rf = this.#rFlight;
     if (rf && now >= rf.deadline) {
       this.#rFlight = null;
-      out.push({ type: 'send', conn: rf.conn, msg: alert('key_unavailable', 'dec_keys did not deliver the key in time', rf.init.epoch) });
+      this.#sendAlert(rf.conn, 'key_unavailable', 'dec_keys did not deliver the key in time', rf.init.epoch, out);
       out.push({ type: 'log', level: 'warn', event: 'handshake_failed', fields: { epoch: rf.init.epoch, reason: 'key_unavailable (deadline)', key_IDs: rf.init.key_IDs } });
     }
     const c = this.slots.current;
@@ -698,7 +698,7 @@ export class PeerSession {
     const f = this.#rFlight;
     if (!f || f.hs !== hs) return;
     this.#rFlight = null;
-    out.push({ type: 'send', conn: f.conn, msg: alert('key_unavailable', `dec_keys failed: ${code}`, f.init.epoch) });
+    this.#sendAlert(f.conn, 'key_unavailable', `dec_keys failed: ${code}`, f.init.epoch, out);
     out.push({ type: 'log', level: 'warn', event: 'handshake_failed', fields: { epoch: f.init.epoch, reason: `key_unavailable: ${code}: ${message}`, key_IDs: f.init.key_IDs } });
   }
 
@@ -766,7 +766,7 @@ export class PeerSession {
     if (degraded) {
       const refuse = this.#refuseDegraded(cur !== null, chained, c.peerHello!.epoch > 0 || c.completed);
       if (refuse) {
-        out.push({ type: 'send', conn: c.id, msg: alert('policy_refused', refuse, m.epoch) });
+        this.#sendAlert(c.id, 'policy_refused', refuse, m.epoch, out);
         out.push({ type: 'log', level: 'warn', event: 'degraded_refused', fields: { epoch: m.epoch, reason: refuse } });
         return;
       }
@@ -776,7 +776,7 @@ export class PeerSession {
       return this.#fatal(c.id, 'bad_epoch', `INIT epoch ${m.epoch} / chaining ${chained} not acceptable`, this.#maxEpoch, out);
     }
     if (!degraded && this.#keyIds.has(m.key_IDs[0])) {
-      out.push({ type: 'send', conn: c.id, msg: alert('key_reused', 'key_ID already used for this pair', m.epoch) });
+      this.#sendAlert(c.id, 'key_reused', 'key_ID already used for this pair', m.epoch, out);
       out.push({ type: 'log', level: 'warn', event: 'handshake_failed', fields: { epoch: m.epoch, reason: 'key_reused', key_IDs: m.key_IDs } });
       return;
     }
@@ -812,7 +812,7 @@ export class PeerSession {
     if (!degraded && (keyId.toLowerCase() !== m.key_IDs[0].toLowerCase() || key.length !== Spec.QKD_KEY_LEN)) {
       key.wipe();
       this.#rFlight = null;
-      out.push({ type: 'send', conn: f.conn, msg: alert('key_unavailable', 'KME returned a different or malformed key', m.epoch) });
+      this.#sendAlert(f.conn, 'key_unavailable', 'KME returned a different or malformed key', m.epoch, out);
       out.push({ type: 'log', level: 'warn', event: 'handshake_failed', fields: { epoch: m.epoch, reason: 'key_unavailable (KME answer does not match)', key_IDs: m.key_IDs } });
       return;
     }
@@ -939,6 +939,12 @@ export class PeerSession {
     }
     if (this.#rFlight && this.#rFlight.conn === id) this.#rFlight = null;
     out.push({ type: 'close', conn: id, reason: `sent fatal ALERT ${code}` });
+  }
+
+  /** A handshake-only ALERT (the connection stays): sent and logged as `alert_sent`, like a fatal one. */
+  #sendAlert(conn: ConnId, code: AlertCode, message: string, epoch: number, out: SessionAction[]): void {
+    out.push({ type: 'send', conn, msg: alert(code, message, epoch) });
+    out.push({ type: 'log', level: 'warn', event: 'alert_sent', fields: { code, epoch, message, fatal: false } });
   }
 
   #count(what: string, out: SessionAction[], fields: Record<string, unknown>): void {

@@ -250,3 +250,26 @@ export function requestTimeline(sim: KmeSimulator, kme: string, endpoint: 'statu
   }, everyMs);
   return { times, stop: () => clearInterval(iv) };
 }
+
+// ------------------------------------------------------------------ sampling
+
+/**
+ * Samples `read()` every `everyMs` ms with performance.now() stamps, so a test can ask
+ * afterwards what a counter (e.g. bytes at the target) was at a logged time.
+ */
+export function sampler(read: () => number, everyMs = 50): { at(t: number): number; stop(): void } {
+  const points: Array<[number, number]> = [[performance.now(), read()]];
+  const iv = setInterval(() => points.push([performance.now(), read()]), everyMs);
+  return {
+    /** The last sample taken at or before `t` (the first sample when `t` is earlier). */
+    at(t: number): number {
+      let v = points[0][1];
+      for (const [pt, pv] of points) {
+        if (pt > t) break;
+        v = pv;
+      }
+      return v;
+    },
+    stop: () => clearInterval(iv),
+  };
+}

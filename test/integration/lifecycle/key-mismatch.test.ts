@@ -48,9 +48,8 @@ t.test('etsi014-C34 mismatched QKD key at the slave KME: key confirmation fails,
   t.equal(got.fatal, false, 'a tag_R failure is handshake-only: the control connection stays');
   // The sender side: the ALERT gw-a sent must be visible in its log too.
   const sent = linesOf(lab.logA, 'alert_sent', markA).find((l) => l.epoch === bad);
-  t.ok(sent, 'gw-a: alert_sent bad_tag for that epoch', {
-    todo: 'session.ts #onResp sends ALERT bad_tag on a failed tag_R but logs only handshake_failed (alert_sent is logged by #fatal only)',
-  });
+  t.ok(sent, 'gw-a: alert_sent bad_tag for that epoch');
+  t.equal(sent?.code, 'bad_tag');
   const derivedB = linesOf(lab.logB, 'epoch_next', markB).find((l) => l.epoch === bad);
   t.ok(derivedB, `gw-b derived epoch ${bad} as next (receive-capable) from its wrong key`);
   t.ok(linesOf(lab.logB, 'epoch_discarded', markB).some((l) => l.epoch === bad), 'gw-b discarded it on the ALERT');

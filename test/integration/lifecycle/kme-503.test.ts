@@ -6,7 +6,7 @@
 // recovers exactly one new epoch follows promptly (then the normal interval).
 import t from 'tap';
 import { startLab, until } from '../../helpers/lab.js';
-import { EpochTracker, eventCount, kmeSection, linesOf, requestTimeline, requestsAt, stampLines, startEchoStream, totalRequests } from './helpers.js';
+import { EpochTracker, eventCount, kmeSection, linesOf, requestTimeline, requestsAt, sampler, stampLines, startEchoStream, totalRequests } from './helpers.js';
 
 const REKEY_MS = 1_000;
 const HARD_LIMIT_MS = 5_000;
@@ -32,6 +32,8 @@ t.test('BC-26 KME 503 for 10 s with 1 s rekeys: bounded enc_keys, one log line p
   const trB = new EpochTracker(lab.rtB());
   t.teardown(() => (trA.stop(), trB.stop()));
   const stream = await startEchoStream(lab.servicePort);
+  const targetBytes = sampler(() => lab.targets[0]?.bytes ?? 0);
+  t.teardown(() => targetBytes.stop());
   const sw0 = linesOf(lab.logA, 'epoch_switch').length;
   await until(() => linesOf(lab.logA, 'epoch_switch').length >= sw0 + 2 && stream.received() > 0, 10_000, 'two rekeys with the flow running');
 
@@ -90,6 +92,10 @@ t.test('BC-26 KME 503 for 10 s with 1 s rekeys: bounded enc_keys, one log line p
 
   // ---- the epoch in use carried the flow until its hard limit, then the pair held
   t.ok(bytesAtHold > bytesAtFirstFailure, `the flow kept going after the first failure (${bytesAtFirstFailure} -> ${bytesAtHold} bytes at the target)`);
+  const hl = linesOf(lab.logA, 'epoch_hard_limit', markA)[0];
+  t.equal(hl.epoch, held.n, `epoch_hard_limit names the epoch in use (${held.n})`);
+  const lastSecond = targetBytes.at(hl.t as number) - targetBytes.at((hl.t as number) - 1_000);
+  t.ok(lastSecond > 0, `it carried the flow up to its hard limit (${lastSecond} bytes reached the target in the second before it)`);
   t.equal(held.n, heldB.n, `both sides held epoch ${held.n}`);
   t.equal(lab.rtA().sendEpoch(), null, 'gw-a: nothing to seal under (hold)');
   t.notOk(stream.ended(), 'the client flow was not reset');
