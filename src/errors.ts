@@ -42,6 +42,11 @@ export const ErrorCodes = {
   // runtime
   LISTEN: 'QKDGW_E_LISTEN',
   INTERNAL: 'QKDGW_E_INTERNAL',
+  // key audit trail (src/daemon/audit.ts)
+  AUDIT_FILE: 'QKDGW_E_AUDIT_FILE',
+  AUDIT_FIELD: 'QKDGW_E_AUDIT_FIELD',
+  // service manager (native/src/sd_notify.c)
+  SD_NOTIFY: 'QKDGW_E_SD_NOTIFY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -11,6 +11,7 @@
 
 #include "napi_util.h"
 #include "gcm.h"
+#include "sd_notify.h"
 
 void qkdgw_throw_status(napi_env env, napi_status status, const char *what) {
   bool pending = false;
@@ -68,6 +69,7 @@ int qkdgw_get_safe_uint(napi_env env, napi_value v, uint64_t *out, const char *n
 
 static napi_value init(napi_env env, napi_value exports) {
   if (!qkdgw_gcm_register(env, exports)) return NULL;
+  if (!qkdgw_sd_notify_register(env, exports)) return NULL;
   napi_value abi;
   NAPI_CALL(env, napi_create_uint32(env, QKDGW_NATIVE_ABI, &abi));
   NAPI_CALL(env, napi_set_named_property(env, exports, "abi", abi));

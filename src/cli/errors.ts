@@ -3,7 +3,7 @@ import { isQkdgwError, ErrorCodes } from '../errors.js';
 import { formatConfigError, isConfigError } from '../config/issues.js';
 import { Exit } from './exit-codes.js';
 
-const CONFIG_CODES = new Set<string>([ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_EMPTY, ErrorCodes.CONFIG_READ, ErrorCodes.FILE_PERMISSIONS, ErrorCodes.CRYPTO_BACKEND]);
+const CONFIG_CODES = new Set<string>([ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_EMPTY, ErrorCodes.CONFIG_READ, ErrorCodes.FILE_PERMISSIONS, ErrorCodes.CRYPTO_BACKEND, ErrorCodes.AUDIT_FILE]);
 
 export function describeStartError(e: unknown): { message: string; exit: number } {
   if (isConfigError(e)) return { message: formatConfigError(e), exit: Exit.CONFIG };

@@ -7,6 +7,7 @@ import { pkiCommand } from './pki.js';
 import { checkConfigCommand } from './check-config.js';
 import { selftestCommand } from './selftest.js';
 import { demoCommand } from './demo.js';
+import { auditCommand } from './audit.js';
 import { Exit } from './exit-codes.js';
 
 const USAGE = `qkdgw: QKD + ML-KEM-768 + X25519 encryption gateway
@@ -22,6 +23,7 @@ usage:
   qkdgw check-config [--kme-sim] FILE
   qkdgw selftest [--backend B] [--json]  crypto known-answer tests, AEAD backends and the choice
   qkdgw demo [--keep] [--bytes SIZE] [--scenario basic|kme-outage]  the whole system on 127.0.0.1
+  qkdgw audit verify FILE            check a key audit trail's hash chain (66: no such file)
   qkdgw --version
 
 Every command also takes --help. Exit status: 0 ok, 1 failure, 64 usage, 78 configuration.
@@ -47,6 +49,8 @@ export async function main(argv: string[]): Promise<number> {
         return await selftestCommand(rest);
       case 'demo':
         return await demoCommand(rest);
+      case 'audit':
+        return await auditCommand(rest);
       case '--version':
       case 'version': {
         const { createRequire } = await import('node:module');

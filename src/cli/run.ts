@@ -1,15 +1,26 @@
 /**
  * `qkdgw run --config FILE`: one gateway in the foreground, JSON log lines on stdout.
  * SIGINT/SIGTERM stop it cleanly (carriers reset, keys zeroized, exit 0).
+ *
+ * Under systemd (Type=notify, systemd/qkdgw.service): READY=1 once the config is loaded,
+ * the crypto self-test passed and every listener is open; RELOADING=1 ... READY=1 around
+ * a SIGHUP reload; STOPPING=1 when a stop begins; STATUS= kept current; WATCHDOG=1 from
+ * the main loop while it and the gateway are healthy (src/daemon/systemd.ts, watchdog.ts).
  */
 import { parseArgs } from 'node:util';
 import { loadGatewayConfig } from '../config/gateway.js';
 import { Gateway } from '../daemon/gateway.js';
 import { makeLogger } from '../daemon/logger.js';
+import { gatewayHealth, gatewayStatusLine, SystemdNotifier } from '../daemon/systemd.js';
+import { readWatchdogEnv, Watchdog } from '../daemon/watchdog.js';
+import { silentLogger, type Logger } from '../util/logger.js';
 import { describeStartError } from './errors.js';
 import { Exit } from './exit-codes.js';
 
 export const RUN_USAGE = 'usage: qkdgw run --config FILE';
+
+/** How often STATUS= is recomputed (ms); it is sent only when the line changed. */
+export const STATUS_REFRESH_MS = 5_000;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
@@ -18,7 +29,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     return Exit.USAGE;
   }
   let gw: Gateway;
-  let log;
+  let log: Logger | undefined;
+  let sd: SystemdNotifier | undefined;
   // Signals that arrive during start-up must not kill the process half-built: remember them.
   let early: string | null = null;
   const onEarly = (sig: string) => (): void => {
@@ -32,27 +44,39 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     const cfg = loadGatewayConfig(values.config);
     log = makeLogger({ level: cfg.log.level, name: `qkdgw:${cfg.identity}` });
+    sd = new SystemdNotifier({ env: process.env, logger: log });
     gw = await Gateway.start(cfg, { logger: log });
   } catch (e) {
     dropEarly();
     const d = describeStartError(e);
     process.stderr.write(`qkdgw: ${d.message}\n`);
     log?.fatal({ event: 'start_failed', err: d.message });
+    // `systemctl status` keeps the last STATUS= after the process exits.
+    (sd ?? new SystemdNotifier({ env: process.env, logger: log ?? silentLogger })).status(`start failed: ${d.message}`);
     return d.exit;
   }
+  const notifier = sd;
+  const logger = log;
   return await new Promise<number>((resolve) => {
     let stopping = false;
+    let watchdog: Watchdog | null = null;
+    let statusTimer: NodeJS.Timeout | null = null;
+    let lastStatus = '';
+    const statusNow = (): string => (lastStatus = gatewayStatusLine(gw));
     const stop = (sig: string): void => {
       if (stopping) return;
       stopping = true;
-      log.info({ event: 'stopping', signal: sig });
+      watchdog?.stop();
+      if (statusTimer) clearInterval(statusTimer);
+      notifier.stopping();
+      logger.info({ event: 'stopping', signal: sig });
       gw.stop().then(
         () => {
-          log.info({ event: 'stopped' });
+          logger.info({ event: 'stopped' });
           resolve(Exit.OK);
         },
         (e: unknown) => {
-          log.error({ event: 'stop_failed', err: String(e) });
+          logger.error({ event: 'stop_failed', err: String(e) });
           resolve(Exit.FAILURE);
         },
       );
@@ -61,16 +85,45 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     dropEarly();
     if (early === 'SIGINT' || early === 'SIGTERM') stop(early);
+    else {
+      // Gateway.start resolved: config loaded, self-test passed, listeners open (BC-38).
+      notifier.ready(statusNow());
+      if (notifier.enabled) {
+        statusTimer = setInterval(() => {
+          const before = lastStatus;
+          if (statusNow() !== before) notifier.status(lastStatus);
+        }, STATUS_REFRESH_MS);
+        statusTimer.unref();
+      }
+      const wd = readWatchdogEnv(process.env);
+      if (wd.enabled && notifier.enabled) {
+        watchdog = new Watchdog({ usec: wd.usec, feed: () => notifier.watchdog(), health: () => gatewayHealth(gw), logger });
+        watchdog.start();
+        logger.info({ event: 'watchdog_started', interval_us: wd.usec, period_ms: watchdog.periodMs });
+      } else if (wd.enabled) {
+        logger.warn({ event: 'watchdog_not_fed', why: 'no sd_notify (see sd_notify_unavailable)' }, 'WATCHDOG_USEC is set but no notification can be sent: systemd will kill the service when the interval runs out');
+      } else if (wd.invalid) {
+        logger.error({ event: 'watchdog_env_invalid', why: wd.why }, `the systemd watchdog cannot be fed: ${wd.why}`);
+      }
+    }
     // SIGHUP: re-read the file; a bad file or an unsupported change keeps the old state (BC-07, BC-35c).
     let reloading: Promise<void> = Promise.resolve();
     process.on('SIGHUP', () => {
       reloading = reloading.then(async () => {
-        log.info({ event: 'reload_requested', file: values.config });
+        if (stopping) return;
+        logger.info({ event: 'reload_requested', file: values.config });
+        notifier.reloading();
+        let rejected: string | null = null;
         try {
           await gw.reload(loadGatewayConfig(values.config!));
         } catch (e) {
-          log.error({ event: 'reload_failed', err: describeStartError(e).message }, 'reload rejected: the running configuration is unchanged');
+          rejected = describeStartError(e).message;
+          logger.error({ event: 'reload_failed', err: rejected }, 'reload rejected: the running configuration is unchanged');
         }
+        // Never READY=1 after STOPPING=1: systemd would take the stopping service for running.
+        if (stopping) return;
+        const line = statusNow();
+        notifier.ready(rejected === null ? line : `reload rejected, running configuration unchanged: ${rejected}; ${line}`);
       });
     });
   });

@@ -12,6 +12,8 @@ import { chooseCryptoBackend } from './crypto-backend.js';
 import { Etsi014Client } from '../kms/etsi014/client.js';
 import { Etsi014KeySource } from '../kms/key-source.js';
 import { KeyPool, type KeyPoolSource } from '../kms/key-pool.js';
+import { AuditTrail } from './audit.js';
+import { auditingLogger } from './audit-logger.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { drawReceiverIndex, roleOf } from '../tunnel/core/session.js';
@@ -106,6 +108,8 @@ export class Gateway {
   #keySource: Etsi014KeySource | null = null;
   /** Initiator side: one QKD key pool per peer (keys fetched ahead, status polling, forecast). */
   readonly pools = new Map<string, KeyPool>();
+  /** The hash-chained key audit trail (audit.file), or null when not configured. */
+  #audit: AuditTrail | null = null;
   /** Key sources replaced by a reload, closed once their calls in flight had time to end. */
   #retiredSources = new Set<Etsi014KeySource>();
   #controlServer: ControlServer | null = null;
@@ -210,6 +214,10 @@ export class Gateway {
     this.log.info({ event: 'selftest_passed', backend: choice.backend.name }, `crypto self-test passed (AEAD backend: ${choice.backend.name})`);
     this.log.info({ event: 'crypto_backend', backend: choice.backend.name, requested: choice.requested, why: choice.why }, choice.why);
 
+    if (cfg.audit?.file) {
+      this.#audit = AuditTrail.open(cfg.audit.file, { clock: this.clock, logger: this.log });
+      this.log.info({ event: 'audit_opened', file: cfg.audit.file, seq: this.#audit.head.seq, hash: this.#audit.head.hash }, `key audit trail ${cfg.audit.file} at record ${this.#audit.head.seq}`);
+    }
     this.#keySource = this.#makeKeySource(cfg);
     // Indirect, so a reload can swap the key source under running peers (BC-07).
     const keys: QkdKeyProvider = {
@@ -228,7 +236,7 @@ export class Gateway {
         session: { selfId: cfg.identity, peerId: p.identity, receiverIndex, ...sessionPolicy(pol) },
         keys,
         clock: this.clock,
-        logger: this.log,
+        logger: this.#audit ? auditingLogger(this.log, this.#audit) : this.log,
         holdMs: pol.holdMs,
         carrierCrypto: this.#carrierCrypto,
       });
@@ -295,6 +303,8 @@ export class Gateway {
     for (const rt of this.peers.values()) rt.close();
     for (const pool of this.pools.values()) pool.close(); // zeroizes the keys held ahead
     this.pools.clear();
+    this.#audit?.close();
+    this.#audit = null;
     await this.#controlServer?.close();
     this.#controlServer = null;
     await this.#dataServer?.close();

@@ -1,5 +1,5 @@
 /**
- * The JS-visible surface of the C addon in `native/` (native/src/gcm.c). ABI 2.
+ * The JS-visible surface of the C addon in `native/` (native/src/gcm.c, native/src/sd_notify.c). ABI 3.
  *
  * The addon holds no policy: nonces, IVs, counters and layouts come from the caller.
  * All lengths are bytes. Errors thrown by the addon carry `code` QKDGW_E_CRYPTO_LENGTH
@@ -37,7 +37,15 @@ export interface NativeBinding {
    * record i verified, else 0 and its output region wiped. Returns the number that failed.
    */
   gcmOpenBatch(ctx: NativeGcmContext, iv: Uint8Array, counter: number, src: Uint8Array, aad: Uint8Array, dst: Uint8Array, layout: Uint32Array, status: Uint8Array): number;
+  /**
+   * sd_notify(3): sends `state` (newline-separated `KEY=VALUE`, 1..4096 bytes of UTF-8, no
+   * NUL) as one datagram to $NOTIFY_SOCKET (absolute path or `@abstract`), non-blocking.
+   * Returns false when NOTIFY_SOCKET is unset or empty, true once sent. Throws code
+   * QKDGW_E_SD_NOTIFY with `errno` (bad address, ECONNREFUSED, EAGAIN...), TypeError or
+   * RangeError for a bad `state`. Source: systemd sd_notify(3); field report BC-38.
+   */
+  sdNotify(state: string): boolean;
 }
 
 /** The ABI this TypeScript expects (native/src/gcm.h QKDGW_NATIVE_ABI). */
-export const NATIVE_ABI = 2;
+export const NATIVE_ABI = 3;

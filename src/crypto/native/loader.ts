@@ -18,7 +18,7 @@ export type NativeStatus =
 /** dist/crypto/native/loader.js (or src/… under tap) -> <package>/native/build/Release/qkdgw_native.node */
 export const DEFAULT_ADDON_PATH = fileURLToPath(new URL('../../../native/build/Release/qkdgw_native.node', import.meta.url));
 
-const KEYS: Array<keyof NativeBinding> = ['gcmNew', 'gcmFree', 'gcmSeal', 'gcmOpen', 'gcmSealAt', 'gcmOpenAt', 'gcmSealBatch', 'gcmOpenBatch'];
+const KEYS: Array<keyof NativeBinding> = ['gcmNew', 'gcmFree', 'gcmSeal', 'gcmOpen', 'gcmSealAt', 'gcmOpenAt', 'gcmSealBatch', 'gcmOpenBatch', 'sdNotify'];
 
 const loaded = new Map<string, NativeStatus>();
 

@@ -104,6 +104,7 @@ function fakeBinding(fault: Fault): NativeBinding {
       }
       return failed;
     },
+    sdNotify: () => false,
   };
 }
 
