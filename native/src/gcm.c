@@ -180,86 +180,41 @@ static napi_value gcm_free(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* gcmSeal(ctx, nonce(12), plaintext, aad, out) -> plaintext.length + 16 */
-static napi_value gcm_seal(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) THROW_TYPE(env, "gcmSeal(ctx, nonce, plaintext, aad, out) takes 5 arguments");
-  gcm_ctx *c = get_ctx(env, argv[0]);
-  if (!c) return NULL;
-  qkdgw_bytes nonce, pt, aad, out;
-  if (!qkdgw_get_bytes(env, argv[1], &nonce, "nonce") || !qkdgw_get_bytes(env, argv[2], &pt, "plaintext") ||
-      !qkdgw_get_bytes(env, argv[3], &aad, "aad") || !qkdgw_get_bytes(env, argv[4], &out, "out"))
-    return NULL;
-  if (nonce.len != NONCE_LEN) THROW_RANGE(env, "AES-GCM nonce must be 12 bytes");
-  if (pt.len > MAX_RECORD || aad.len > MAX_RECORD) THROW_RANGE(env, "record or AAD longer than 2^30 bytes");
-  if (out.len < pt.len + TAG_LEN) THROW_RANGE(env, "output buffer too small");
-  if (bad_alias(pt.data, pt.len, out.data, pt.len + TAG_LEN)) THROW_RANGE(env, "output overlaps the plaintext without starting at it");
-  if (!seal_one(c->seal, nonce.data, pt.data, pt.len, aad.data, aad.len, out.data)) {
-    napi_throw_error(env, "QKDGW_E_INTERNAL", "EVP AES-256-GCM seal failed");
-    return NULL;
-  }
-  napi_value r;
-  NAPI_CALL(env, napi_create_uint32(env, (uint32_t)(pt.len + TAG_LEN), &r));
-  return r;
-}
-
-/* gcmOpen(ctx, nonce(12), sealed, aad, out) -> sealed.length - 16, or -1 when the tag fails */
-static napi_value gcm_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) THROW_TYPE(env, "gcmOpen(ctx, nonce, sealed, aad, out) takes 5 arguments");
-  gcm_ctx *c = get_ctx(env, argv[0]);
-  if (!c) return NULL;
-  qkdgw_bytes nonce, sealed, aad, out;
-  if (!qkdgw_get_bytes(env, argv[1], &nonce, "nonce") || !qkdgw_get_bytes(env, argv[2], &sealed, "sealed") ||
-      !qkdgw_get_bytes(env, argv[3], &aad, "aad") || !qkdgw_get_bytes(env, argv[4], &out, "out"))
-    return NULL;
-  if (nonce.len != NONCE_LEN) THROW_RANGE(env, "AES-GCM nonce must be 12 bytes");
-  if (sealed.len > MAX_RECORD || aad.len > MAX_RECORD) THROW_RANGE(env, "record or AAD longer than 2^30 bytes");
-  napi_value r;
-  if (sealed.len < TAG_LEN) {
-    /* A truncated tag never verifies (Node 20's decipher would accept it without authTagLength). */
-    NAPI_CALL(env, napi_create_int32(env, -1, &r));
-    return r;
-  }
-  size_t ct_len = sealed.len - TAG_LEN;
-  if (out.len < ct_len) THROW_RANGE(env, "output buffer too small");
-  if (bad_alias(sealed.data, sealed.len, out.data, ct_len)) THROW_RANGE(env, "output overlaps the input without starting at it");
-  int ok = open_one(c->open, nonce.data, sealed.data, sealed.len, aad.data, aad.len, out.data);
-  NAPI_CALL(env, napi_create_int32(env, ok ? (int32_t)ct_len : -1, &r));
-  return r;
-}
-
 /*
- * gcmSealAt(ctx, iv(12), counter, plaintext, aad, out) -> plaintext.length + 16
- * gcmOpenAt(ctx, iv(12), counter, sealed, aad, out) -> plaintext length, or -1
- * One record under nonce iv XOR counter (protocol.md s5): a batch of one without the
- * layout, so the per-record path computes no nonce in JavaScript.
+ * One record, seal or open, under an explicit nonce or under IV XOR counter:
+ *   gcmSeal(ctx, nonce(12), plaintext, aad, out)      -> plaintext.length + 16
+ *   gcmOpen(ctx, nonce(12), sealed, aad, out)         -> sealed.length - 16, or -1
+ *   gcmSealAt(ctx, iv(12), counter, plaintext, aad, out), gcmOpenAt(...): the same with the
+ *   nonce computed here (protocol.md s5), so the data plane builds no nonce in JavaScript.
+ * A failed open wipes the output region; a record shorter than 16 bytes never verifies.
  */
-static napi_value gcm_one_at(napi_env env, napi_callback_info info, int seal) {
-  size_t argc = 6;
+static napi_value gcm_one(napi_env env, napi_callback_info info, int seal, int at) {
+  size_t want = at ? 6 : 5, argc = 6;
   napi_value argv[6];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 6) THROW_TYPE(env, "gcmSealAt/gcmOpenAt(ctx, iv, counter, input, aad, out) take 6 arguments");
+  if (argc != want) {
+    THROW_TYPE(env, at ? "gcmSealAt/gcmOpenAt(ctx, iv, counter, input, aad, out) take 6 arguments"
+                       : seal ? "gcmSeal(ctx, nonce, plaintext, aad, out) takes 5 arguments"
+                              : "gcmOpen(ctx, nonce, sealed, aad, out) takes 5 arguments");
+  }
   gcm_ctx *c = get_ctx(env, argv[0]);
   if (!c) return NULL;
-  qkdgw_bytes iv, in, aad, out;
-  uint64_t counter;
-  if (!qkdgw_get_bytes(env, argv[1], &iv, "iv") || !qkdgw_get_safe_uint(env, argv[2], &counter, "counter") ||
-      !qkdgw_get_bytes(env, argv[3], &in, "input") || !qkdgw_get_bytes(env, argv[4], &aad, "aad") ||
-      !qkdgw_get_bytes(env, argv[5], &out, "out"))
+  qkdgw_bytes n, in, aad, out;
+  uint64_t counter = 0;
+  napi_value *data = argv + (at ? 3 : 2);
+  if (!qkdgw_get_bytes(env, argv[1], &n, at ? "iv" : "nonce") || (at && !qkdgw_get_safe_uint(env, argv[2], &counter, "counter")) ||
+      !qkdgw_get_bytes(env, data[0], &in, at ? "input" : seal ? "plaintext" : "sealed") || !qkdgw_get_bytes(env, data[1], &aad, "aad") ||
+      !qkdgw_get_bytes(env, data[2], &out, "out"))
     return NULL;
-  if (iv.len != NONCE_LEN) THROW_RANGE(env, "AES-GCM IV must be 12 bytes");
+  if (n.len != NONCE_LEN) THROW_RANGE(env, at ? "AES-GCM IV must be 12 bytes" : "AES-GCM nonce must be 12 bytes");
   if (in.len > MAX_RECORD || aad.len > MAX_RECORD) THROW_RANGE(env, "record or AAD longer than 2^30 bytes");
   uint8_t nonce[NONCE_LEN];
+  if (at) nonce_for(nonce, n.data, counter);
+  else memcpy(nonce, n.data, NONCE_LEN);
   napi_value r;
   if (seal) {
     if (out.len < in.len + TAG_LEN) THROW_RANGE(env, "output buffer too small");
     if (bad_alias(in.data, in.len, out.data, in.len + TAG_LEN)) THROW_RANGE(env, "output overlaps the plaintext without starting at it");
-    nonce_for(nonce, iv.data, counter);
     if (!seal_one(c->seal, nonce, in.data, in.len, aad.data, aad.len, out.data)) {
       napi_throw_error(env, "QKDGW_E_INTERNAL", "EVP AES-256-GCM seal failed");
       return NULL;
@@ -268,24 +223,32 @@ static napi_value gcm_one_at(napi_env env, napi_callback_info info, int seal) {
     return r;
   }
   if (in.len < TAG_LEN) {
+    /* A truncated tag never verifies (Node 20's decipher would accept it without authTagLength). */
     NAPI_CALL(env, napi_create_int32(env, -1, &r));
     return r;
   }
   size_t ct_len = in.len - TAG_LEN;
   if (out.len < ct_len) THROW_RANGE(env, "output buffer too small");
   if (bad_alias(in.data, in.len, out.data, ct_len)) THROW_RANGE(env, "output overlaps the input without starting at it");
-  nonce_for(nonce, iv.data, counter);
   int ok = open_one(c->open, nonce, in.data, in.len, aad.data, aad.len, out.data);
   NAPI_CALL(env, napi_create_int32(env, ok ? (int32_t)ct_len : -1, &r));
   return r;
 }
 
+static napi_value gcm_seal(napi_env env, napi_callback_info info) {
+  return gcm_one(env, info, 1, 0);
+}
+
+static napi_value gcm_open(napi_env env, napi_callback_info info) {
+  return gcm_one(env, info, 0, 0);
+}
+
 static napi_value gcm_seal_at(napi_env env, napi_callback_info info) {
-  return gcm_one_at(env, info, 1);
+  return gcm_one(env, info, 1, 1);
 }
 
 static napi_value gcm_open_at(napi_env env, napi_callback_info info) {
-  return gcm_one_at(env, info, 0);
+  return gcm_one(env, info, 0, 1);
 }
 
 /* Records per batch whose layout copy fits on the stack; larger batches take one malloc. */
