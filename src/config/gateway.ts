@@ -270,6 +270,10 @@ function normaliseGateway(raw: RawGateway, doc: LoadedYaml, issues: ConfigIssue[
     if (positive && r.value === 0) issues.push(doc.issue(segs, 'expected a duration greater than 0'));
     return r.value;
   };
+  const atLeast = (segs: PathSegments, value: number, min: number, why: string): number => {
+    if (value > 0 && value < min) issues.push(doc.issue(segs, `must be at least ${min} ms: ${why}`));
+    return value;
+  };
   const addr = (segs: PathSegments, text: string, listen: boolean): HostPort => {
     const r = parseHostPort(text, { listen });
     if (r.error !== undefined) {
@@ -302,7 +306,7 @@ function normaliseGateway(raw: RawGateway, doc: LoadedYaml, issues: ConfigIssue[
       ...(k.server_name !== undefined ? { serverName: k.server_name } : {}),
       ...(k.spki_sha256 !== undefined ? { spkiSha256: pin(['kme', 'spki_sha256'], k.spki_sha256) } : {}),
       pool: k.pool,
-      statusIntervalMs: dur(['kme', 'status_interval'], k.status_interval, true),
+      statusIntervalMs: atLeast(['kme', 'status_interval'], dur(['kme', 'status_interval'], k.status_interval, true), 1000, 'the KME status is read at most once a second (each read has a deadline of min(5 s, status_interval))'),
       compat: { decKeysPathSae: k.compat.dec_keys_path_sae },
     },
     control: {

@@ -27,6 +27,7 @@ const NL = 0x0a;
  */
 export function readTail(fd: number, size: number, path: string): TailState {
   if (size === 0) return { seq: 0, prev: ZERO_HASH, needsNewline: false, torn: null };
+  checkHead(fd, size, path);
   const limit = Math.min(size, MAX_TORN_BYTES + 64 * 1024);
   let win = Math.min(size, 64 * 1024);
   for (;;) {
@@ -70,5 +71,22 @@ function scan(buf: Buffer, atStart: boolean, path: string): TailState | null {
     runLines++;
     if (nl < 0) return { seq: 0, prev: ZERO_HASH, needsNewline, torn: { bytes: Buffer.from(buf.subarray(0, runEnd)), lines: runLines } };
     lineEnd = nl;
+  }
+}
+
+/**
+ * A trail starts with its first record (seq 1, prev = zeros) on line 1. Anything else is
+ * not ours (a config file, /etc/passwd named by mistake): refuse before appending a byte.
+ */
+function checkHead(fd: number, size: number, path: string): void {
+  const buf = Buffer.alloc(Math.min(size, MAX_TORN_BYTES + 1));
+  const got = readSync(fd, buf, 0, buf.length, 0);
+  const nl = buf.subarray(0, got).indexOf(NL);
+  // A lone first line with no newline is what a crash during the very first write leaves.
+  if (nl < 0 && got === size) return;
+  const j = nl < 0 ? { ok: false as const } : parsesAsJson(buf.subarray(0, nl));
+  const c = j.ok ? checkRecord(j.value) : null;
+  if (!c || !c.ok || c.rec.seq !== 1) {
+    throw new QkdgwError(ErrorCodes.AUDIT_FILE, `${path} is not a key audit trail (its first line is not record 1): refusing to append to it; name a new or existing audit file`, { path });
   }
 }

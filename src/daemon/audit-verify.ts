@@ -8,7 +8,7 @@
  * records cut off the end at a line boundary. Anchor the head (printed by
  * `qkdgw audit verify`, AuditTrail.head) somewhere else to cover those.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, statSync, readSync } from 'node:fs';
 import { ErrorCodes, QkdgwError } from '../errors.js';
 import { MAX_TORN_BYTES, ZERO_HASH, checkRecord, parsesAsJson, sha256Hex, tornReason } from './audit-format.js';
 
@@ -68,6 +68,15 @@ function* lines(fd: number): Generator<{ bytes: Buffer; terminated: boolean } | 
  */
 export function verifyAuditFile(path: string): AuditVerifyResult {
   let fd: number;
+  // Opening a FIFO for reading would block until a writer comes: look before opening.
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code;
+    throw new QkdgwError(ErrorCodes.AUDIT_FILE, `audit file ${path} cannot be opened${errno ? ` (${errno})` : ''}`, { path, errno }, { cause: e });
+  }
+  if (!st.isFile()) throw new QkdgwError(ErrorCodes.AUDIT_FILE, `audit file ${path} is not a regular file`, { path, errno: st.isDirectory() ? 'EISDIR' : 'ENOTREG' });
   try {
     fd = openSync(path, 'r');
   } catch (e) {
@@ -115,6 +124,9 @@ function verifyFd(fd: number): AuditVerifyResult {
       const first = run.first;
       const n = run.parts.length;
       run = null;
+      // The writer appends only to a trail whose line 1 is record 1; a crash during the very
+      // first write leaves one torn line there, never several (a foreign file named by mistake).
+      if (first === 1 && n > 1) return result({ line: 1, reason: `lines 1-${lineNo - 1} are not audit records: not a key audit trail` });
       if (r.event !== 'chain_resumed_after_torn_line') {
         return result({ line: first, reason: `${n > 1 ? `lines ${first}-${lineNo - 1} are` : 'not JSON: the line is'} not records, and no chain_resumed_after_torn_line follows (altered or inserted)` });
       }
