@@ -306,7 +306,7 @@ function normaliseGateway(raw: RawGateway, doc: LoadedYaml, issues: ConfigIssue[
       ...(k.server_name !== undefined ? { serverName: k.server_name } : {}),
       ...(k.spki_sha256 !== undefined ? { spkiSha256: pin(['kme', 'spki_sha256'], k.spki_sha256) } : {}),
       pool: k.pool,
-      statusIntervalMs: atLeast(['kme', 'status_interval'], dur(['kme', 'status_interval'], k.status_interval, true), 1000, 'the KME status is read at most once a second (each read has a deadline of min(5 s, status_interval))'),
+      statusIntervalMs: atLeast(['kme', 'status_interval'], dur(['kme', 'status_interval'], k.status_interval, true), 100, 'a faster status poll only floods the KME and the log'),
       compat: { decKeysPathSae: k.compat.dec_keys_path_sae },
     },
     control: {

@@ -185,6 +185,8 @@ export class Gateway {
       target: cfg.kme.pool,
       prefetchAfterFirstTake: true,
       statusIntervalMs: cfg.kme.statusIntervalMs,
+      // A status read gets at least 1 s even when polled faster (a 100 ms deadline would fail on any real KME).
+      statusDeadlineMs: Math.min(5_000, Math.max(cfg.kme.statusIntervalMs, 1_000)),
       rekeyIntervalMs: pol.rekeyAfterTimeMs,
       forecastLowSec: pol.forecastAlarmMs / 1000,
       onEvent: (e) => {
