@@ -181,7 +181,7 @@ export class Gateway {
       source,
       peerSaeId: peer,
       clock: this.clock,
-      logger: rt.log.child({ component: 'key_pool' }),
+      logger: rt.log, // the pool binds its own component and peerSaeId
       target: cfg.kme.pool,
       prefetchAfterFirstTake: true,
       statusIntervalMs: cfg.kme.statusIntervalMs,
