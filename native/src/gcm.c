@@ -65,7 +65,8 @@ static EVP_CIPHER_CTX *keyed_ctx(const uint8_t *key, int enc) {
 }
 
 /* Unwraps argument `v` as a live context; throws and returns NULL otherwise. */
-static gcm_ctx *get_ctx(napi_env env, napi_value v) {
+/* Unwraps `v` as one of our contexts (live or freed); throws and returns NULL otherwise. */
+static gcm_ctx *unwrap_ctx(napi_env env, napi_value v) {
   napi_valuetype t;
   bool tagged = false;
   void *p = NULL;
@@ -75,8 +76,13 @@ static gcm_ctx *get_ctx(napi_env env, napi_value v) {
     napi_throw_type_error(env, "QKDGW_E_INTERNAL", "not a native AES-256-GCM context");
     return NULL;
   }
-  gcm_ctx *c = (gcm_ctx *)p;
-  if (!c->seal || !c->open) {
+  return (gcm_ctx *)p;
+}
+
+/* Unwraps argument `v` as a live context; throws and returns NULL otherwise. */
+static gcm_ctx *get_ctx(napi_env env, napi_value v) {
+  gcm_ctx *c = unwrap_ctx(env, v);
+  if (c && (!c->seal || !c->open)) {
     napi_throw_error(env, "QKDGW_E_INTERNAL", "AEAD used after destroy");
     return NULL;
   }
@@ -166,17 +172,12 @@ static napi_value gcm_free(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  napi_valuetype t;
-  bool tagged = false;
-  void *p = NULL;
-  if (argc != 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external ||
-      napi_check_object_type_tag(env, argv[0], &GCM_TAG, &tagged) != napi_ok || !tagged ||
-      napi_get_value_external(env, argv[0], &p) != napi_ok || !p)
-  {
+  if (argc != 1) {
     napi_throw_type_error(env, "QKDGW_E_INTERNAL", "not a native AES-256-GCM context");
     return NULL;
   }
-  gcm_release((gcm_ctx *)p);
+  gcm_ctx *c = unwrap_ctx(env, argv[0]);
+  if (c) gcm_release(c);
   return NULL;
 }
 
