@@ -26,6 +26,8 @@ import type { CarrierTimers } from '../tunnel/io/carrier-link.js';
 import { isSuiteId } from '../crypto/suites.js';
 import { ErrorCodes, QkdgwError } from '../errors.js';
 import type { ControlTlsMaterial } from '../tunnel/io/control-tls.js';
+import type { KmeCallObservation } from '../kms/etsi014/client.js';
+import { KmeCallTally, notReadyPeers, peerSnapshot, type GatewaySnapshot } from './snapshot.js';
 
 /** Carrier liveness from a policy: KEEPALIVE after `keepalive`, dead after `dead_after` (protocol.md s5.1). */
 function timersOf(p: Policy): CarrierTimers {
@@ -121,12 +123,55 @@ export class Gateway {
   #carrierCrypto: CarrierCrypto = defaultCarrierCrypto;
   /** The AES-256-GCM backend in use and why (set by start). */
   crypto: BackendChoice | null = null;
+  readonly #kmeCalls = new KmeCallTally();
+  readonly #kmeCallListeners = new Set<(c: KmeCallObservation) => void>();
+  readonly #startedAt: number;
+  readonly #reloads: GatewaySnapshot['reloads'] = { ok: 0, failed: 0, last: null };
 
   private constructor(cfg: GatewayConfig, deps: GatewayDeps) {
     this.#cfg = cfg;
     this.log = deps.logger;
     this.clock = deps.clock ?? systemClock;
     this.#env = deps.env ?? process.env;
+    this.#startedAt = this.clock.now();
+  }
+
+  /** Calls `fn` after every finished KME call (metrics); returns a function that removes it. */
+  onKmeCall(fn: (c: KmeCallObservation) => void): () => void {
+    this.#kmeCallListeners.add(fn);
+    return () => this.#kmeCallListeners.delete(fn);
+  }
+
+  #observeKmeCall(c: KmeCallObservation): void {
+    this.#kmeCalls.add(c);
+    for (const fn of this.#kmeCallListeners) fn(c);
+  }
+
+  /** Records the outcome of a reload attempt (SIGHUP), for status and metrics. */
+  noteReload(ok: boolean, detail: string): void {
+    if (ok) this.#reloads.ok++;
+    else this.#reloads.failed++;
+    this.#reloads.last = { at: new Date().toISOString(), ok, detail };
+  }
+
+  /** A plain-data picture of the gateway now (src/daemon/snapshot.ts): no key bytes. */
+  snapshot(): GatewaySnapshot {
+    const cfg = this.#cfg;
+    const now = this.clock.now();
+    const peers = cfg.peers
+      .filter((p) => this.peers.has(p.identity))
+      .map((p) => peerSnapshot(p.identity, p.policy, cfg.policies[p.policy].qkd, this.peers.get(p.identity)!, now));
+    return {
+      identity: cfg.identity,
+      configFile: cfg.file,
+      pid: process.pid,
+      uptimeSec: Math.max(0, (now - this.#startedAt) / 1000),
+      backend: this.crypto?.backend.name ?? null,
+      kme: { url: cfg.kme.url, calls: structuredClone(this.#kmeCalls.counts), pools: [...this.pools.values()].map((p) => p.stats()) },
+      peers,
+      notReady: notReadyPeers(peers),
+      reloads: structuredClone(this.#reloads),
+    };
   }
 
   /**
@@ -162,6 +207,7 @@ export class Gateway {
       decKeysPathSae: cfg.kme.compat.decKeysPathSae,
       clock: this.clock,
       logger: this.log.child({ component: 'kme' }),
+      onCall: (c) => this.#observeKmeCall(c),
     });
     return new Etsi014KeySource(client, { clock: this.clock, logger: this.log });
   }

@@ -13,7 +13,7 @@
 import { ErrorCodes, QkdgwError } from '../../errors.js';
 import { systemClock, type Clock } from '../../util/clock.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
-import { extractKmeMessage, httpStatusError } from './error-map.js';
+import { classifyKmsError, extractKmeMessage, httpStatusError, type KmsErrorKind } from './error-map.js';
 import { isValidKeyId, normalizeKeyId } from './key-id.js';
 import { bareHost, loadTlsMaterial, parseSpkiPin } from './tls.js';
 import { DEFAULT_KEEPALIVE_MS, DEFAULT_TIMEOUT_MS, Etsi014Transport, type Exchange, type HttpResult } from './transport.js';
@@ -46,6 +46,19 @@ export interface Etsi014ClientOptions {
   /** timer source for the per-call deadline; default systemClock */
   clock?: Clock;
   logger?: Logger;
+  /** Told about every finished call (metrics: latency histogram, errors by class and HTTP status). Must not throw. */
+  onCall?: (c: KmeCallObservation) => void;
+}
+
+/** One finished ETSI 014 call, for metrics. */
+export interface KmeCallObservation {
+  op: Etsi014Operation;
+  /** Wall time from the call to its result or error, seconds (performance.now). */
+  durationSec: number;
+  /** HTTP status of the reply (200 when it succeeded), null when none arrived (TLS, connect, timeout). */
+  httpStatus: number | null;
+  /** null on success, else the error class (error-map.ts classifyKmsError). */
+  errorKind: KmsErrorKind | null;
 }
 
 interface CachedStatus {
@@ -84,6 +97,7 @@ export class Etsi014Client {
   readonly #allowB64u: boolean;
   readonly #status = new Map<string, CachedStatus>();
   readonly #warned = new Map<string, string>();
+  readonly #onCall: ((c: KmeCallObservation) => void) | undefined;
 
   /**
    * Validates the options and loads the TLS material. Throws KMS_CONFIG for a non-https or
@@ -114,6 +128,7 @@ export class Etsi014Client {
     const material = loadTlsMaterial(opts, this.#log);
 
     this.selfSaeId = opts.selfSaeId;
+    this.#onCall = opts.onCall;
     this.timeoutMs = timeoutMs;
     this.keepAliveTimeoutMs = keepAlive;
     this.decKeysPathSae = decPath;
@@ -146,6 +161,10 @@ export class Etsi014Client {
    * error-map.ts (KMS_TLS, KMS_CONNECT, KMS_TIMEOUT, KMS_AUTH, KMS_REQUEST, KMS_UNAVAILABLE...).
    */
   async status(slaveSaeId: string, call?: CallOptions): Promise<KmeStatus> {
+    return this.#observe('status', () => this.#statusCall(slaveSaeId, call));
+  }
+
+  async #statusCall(slaveSaeId: string, call?: CallOptions): Promise<KmeStatus> {
     const path = `${this.#prefix}/keys/${encodeSegment(slaveSaeId)}/status`;
     const body = await this.#call({ op: 'status', method: 'GET', path }, call);
     let s: KmeStatus;
@@ -221,8 +240,10 @@ export class Etsi014Client {
       }
     }
     const path = `${this.#prefix}/keys/${encodeSegment(slaveSaeId)}/enc_keys`;
-    const body = await this.#call({ op: 'enc_keys', method: 'POST', path, json: { number: n, size } }, call, size);
-    const keys = this.#container(body, { op: 'enc_keys', count: n, sizeBits: size });
+    const keys = await this.#observe('enc_keys', async () => {
+      const body = await this.#call({ op: 'enc_keys', method: 'POST', path, json: { number: n, size } }, call, size);
+      return this.#container(body, { op: 'enc_keys', count: n, sizeBits: size });
+    });
     this.#log.debug({ op: 'enc_keys', slaveSaeId, keyIds: keys.map((k) => k.keyId), sizeBits: size }, 'keys received');
     return keys;
   }
@@ -256,8 +277,10 @@ export class Etsi014Client {
     const pathSae = this.decKeysPathSae === 'self' ? this.selfSaeId : masterSaeId;
     const path = `${this.#prefix}/keys/${encodeSegment(pathSae)}/dec_keys`;
     const json = { key_IDs: ids.map((key_ID) => ({ key_ID })) };
-    const body = await this.#call({ op: 'dec_keys', method: 'POST', path, json }, opts, opts.sizeBits);
-    const keys = this.#container(body, { op: 'dec_keys', count: ids.length, sizeBits: opts.sizeBits, keyIds: ids });
+    const keys = await this.#observe('dec_keys', async () => {
+      const body = await this.#call({ op: 'dec_keys', method: 'POST', path, json }, opts, opts.sizeBits);
+      return this.#container(body, { op: 'dec_keys', count: ids.length, sizeBits: opts.sizeBits, keyIds: ids });
+    });
     this.#log.debug({ op: 'dec_keys', masterSaeId, keyIds: ids }, 'keys received');
     return keys;
   }
@@ -273,6 +296,28 @@ export class Etsi014Client {
     } catch (e) {
       // An alarm, not a retry: the KME broke the protocol (C29). No key bytes in the line.
       this.#log.error({ op: exp.op, code: (e as QkdgwError).code, err: (e as Error).message }, 'KME key container rejected and zeroized');
+      throw e;
+    }
+  }
+
+  /** Runs one call and reports it to onCall (never lets the observer break the call). */
+  async #observe<T>(op: Etsi014Operation, fn: () => Promise<T>): Promise<T> {
+    if (!this.#onCall) return fn();
+    const t0 = performance.now();
+    const report = (httpStatus: number | null, errorKind: KmsErrorKind | null): void => {
+      try {
+        this.#onCall!({ op, durationSec: (performance.now() - t0) / 1000, httpStatus, errorKind });
+      } catch {
+        // metrics are never worth a failed key request
+      }
+    };
+    try {
+      const r = await fn();
+      report(200, null);
+      return r;
+    } catch (e) {
+      const st = e instanceof QkdgwError ? e.details?.status : undefined;
+      report(typeof st === 'number' ? st : null, classifyKmsError(e).kind);
       throw e;
     }
   }

@@ -309,7 +309,7 @@ export class CarrierLink implements CarrierHandle {
         return this.#abortProtocol('record rejected', err);
       }
       const e = this.#rt.epochByNumber(ev.epoch);
-      if (e) this.#rt.noteAuthenticated(e);
+      if (e) this.#rt.noteAuthenticated(e, ev.kind === 'data' ? ev.bytes.length : 0);
       this.#rt.updatePin(this);
       this.#onEvent(ev, e);
     }

@@ -41,6 +41,35 @@ export interface PeerRuntimeOptions {
   carrierCrypto?: CarrierCrypto;
 }
 
+const bump = (m: Map<string, number>, k: string): void => {
+  m.set(k, (m.get(k) ?? 0) + 1);
+};
+
+/** Reason prefixes of the session (session.ts) and their metric label, checked in order. */
+const REASON_PREFIXES: ReadonlyArray<readonly [string, string]> = [
+  ['first epoch', 'first_epoch'],
+  ['peer does not hold', 'resync'],
+  ['peer request', 'peer_request'],
+  ['retry after', 'retry'],
+  ['peer sent fatal ALERT ', 'peer_alert'],
+  ['peer sent ', 'peer_alert'],
+  ['sent fatal ALERT', 'alert_sent'],
+];
+
+/**
+ * A bounded label for a free-text handshake reason, so metrics never grow a series per
+ * message: a known prefix maps to its label (`first epoch` -> `first_epoch`, `retry
+ * after: ...` -> `retry`, `peer sent X` -> `peer_alert`); otherwise the leading
+ * `[a-z_]+` word (`time`, `records`, `bytes`, `flows`, `bad_tag (tag_R): ...` ->
+ * `bad_tag`, `key_unavailable: ...` -> `key_unavailable`); anything else -> `other`.
+ */
+export function reasonClass(reason: unknown): string {
+  if (typeof reason !== 'string') return 'other';
+  for (const [prefix, label] of REASON_PREFIXES) if (reason.startsWith(prefix)) return label;
+  const m = /^([a-z_]{1,32})(?![a-z_])/.exec(reason);
+  return m ? m[1] : 'other';
+}
+
 export class PeerRuntime {
   readonly session: PeerSession;
   readonly peerId: string;
@@ -58,6 +87,12 @@ export class PeerRuntime {
   /** How many times each session event (`epoch_switch`, `qkd_degraded`, ...) was logged. */
   readonly events = new Map<string, number>();
   readonly stats = { epochSwitches: 0, handshakeFailures: 0, carriersOpened: 0, carrierAborts: 0, authFailures: 0, replays: 0 };
+  /** Carrier records and plaintext bytes (DATA payloads) sealed and opened since start, all epochs. */
+  readonly traffic = { recordsSealed: 0, bytesSealed: 0, recordsOpened: 0, bytesOpened: 0 };
+  /** Handshakes started, by the class of their trigger (reasonClass: time, records, bytes, ...). */
+  readonly rekeysByReason = new Map<string, number>();
+  /** Failed handshakes, by the class of their reason (reasonClass: bad_tag, key_unavailable, ...). */
+  readonly handshakeFailuresByReason = new Map<string, number>();
 
   constructor(o: PeerRuntimeOptions) {
     this.#o = o;
@@ -160,7 +195,11 @@ export class PeerRuntime {
     // Every session event is also a counter, by its stable name (metrics read them).
     this.events.set(a.event, (this.events.get(a.event) ?? 0) + 1);
     if (a.event === 'epoch_switch') this.stats.epochSwitches++;
-    if (a.event === 'handshake_failed') this.stats.handshakeFailures++;
+    if (a.event === 'handshake_failed') {
+      this.stats.handshakeFailures++;
+      bump(this.handshakeFailuresByReason, reasonClass(a.fields.reason));
+    }
+    if (a.event === 'handshake_started') bump(this.rekeysByReason, reasonClass(a.fields.reason));
     this.log[a.level]({ event: a.event, ...a.fields });
   }
 
@@ -251,12 +290,19 @@ export class PeerRuntime {
 
   /** Accounting after sealing `bytes` of plaintext under `e` (may trigger a rekey). */
   noteSealed(e: Epoch, bytes: number): void {
+    this.traffic.recordsSealed++;
+    this.traffic.bytesSealed += bytes;
     const acts = this.session.noteSealed(e, bytes, this.#o.clock.now());
     if (acts.length) this.#exec(acts);
   }
 
-  /** An authenticated record arrived under `e` (responder promotion, initiator grace). */
-  noteAuthenticated(e: Epoch): void {
+  /**
+   * An authenticated record arrived under `e` carrying `bytes` of DATA payload (0 for
+   * OPEN/FIN/RST/KEEPALIVE): responder promotion, initiator grace, counters.
+   */
+  noteAuthenticated(e: Epoch, bytes = 0): void {
+    this.traffic.recordsOpened++;
+    this.traffic.bytesOpened += bytes;
     const acts = this.session.onAuthenticatedRecord(e, this.#o.clock.now());
     if (acts.length) this.#exec(acts);
   }
