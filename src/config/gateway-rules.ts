@@ -89,6 +89,12 @@ export function checkGatewayRules(cfg: GatewayConfig, raw: RawGateway, doc: Load
     push(['data', 'listen'], 'missing: exports are defined, so carriers from peers need a data.listen address');
   }
 
+  // /metrics and /readyz tell an attacker which peers run degraded and when keys run dry:
+  // they are for a local scraper or a reverse proxy, never a public interface.
+  if (cfg.metrics && !isLoopbackHost(cfg.metrics.listen.host)) {
+    push(['metrics', 'listen'], `metrics must listen on a loopback address (127.0.0.0/8, ::1 or localhost), got ${cfg.metrics.listen.host}; put a TLS reverse proxy in front to scrape it remotely`);
+  }
+
   // Listen addresses must not collide (port 0 picks a free port and never collides).
   const listens: Array<{ segs: PathSegments; hp: HostPort }> = [];
   if (cfg.control.listen) listens.push({ segs: ['control', 'listen'], hp: cfg.control.listen });
@@ -180,4 +186,12 @@ function listenersCollide(a: HostPort, b: HostPort): boolean {
   if (ha === '0.0.0.0') return !hb.includes(':');
   if (hb === '0.0.0.0') return !ha.includes(':');
   return false;
+}
+
+/** True for localhost, 127.0.0.0/8, ::1 and ::ffff:127.x.y.z. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
