@@ -47,6 +47,8 @@ export const ErrorCodes = {
   AUDIT_FIELD: 'QKDGW_E_AUDIT_FIELD',
   // service manager (native/src/sd_notify.c)
   SD_NOTIFY: 'QKDGW_E_SD_NOTIFY',
+  // local admin socket for `qkdgw status` (src/daemon/admin-socket.ts)
+  ADMIN_SOCKET: 'QKDGW_E_ADMIN_SOCKET',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

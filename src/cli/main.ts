@@ -8,6 +8,7 @@ import { checkConfigCommand } from './check-config.js';
 import { selftestCommand } from './selftest.js';
 import { demoCommand } from './demo.js';
 import { auditCommand } from './audit.js';
+import { statusCommand } from './status.js';
 import { Exit } from './exit-codes.js';
 
 const USAGE = `qkdgw: QKD + ML-KEM-768 + X25519 encryption gateway
@@ -24,6 +25,9 @@ usage:
   qkdgw selftest [--backend B] [--json]  crypto known-answer tests, AEAD backends and the choice
   qkdgw demo [--keep] [--bytes SIZE] [--scenario basic|kme-outage]  the whole system on 127.0.0.1
   qkdgw audit verify FILE            check a key audit trail's hash chain (66: no such file)
+  qkdgw status [--socket PATH | --config FILE] [--json]
+                                     a running daemon's peers, epochs, traffic and key pools over
+                                     its admin socket (69: no daemon answers, 77: permission denied)
   qkdgw --version
 
 Every command also takes --help. Exit status: 0 ok, 1 failure, 64 usage, 78 configuration.
@@ -51,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
         return await demoCommand(rest);
       case 'audit':
         return await auditCommand(rest);
+      case 'status':
+        return await statusCommand(rest);
       case '--version':
       case 'version': {
         const { createRequire } = await import('node:module');

@@ -69,8 +69,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       watchdog?.stop();
       if (statusTimer) clearInterval(statusTimer);
       notifier.stopping();
-      logger.info({ event: 'stopping', signal: sig });
-      gw.stop().then(
+      logger.info({ event: 'stopping', signal: sig, drain_timeout_ms: gw.cfg.shutdown.drainTimeoutMs });
+      gw.stop({ drainMs: gw.cfg.shutdown.drainTimeoutMs }).then(
         () => {
           logger.info({ event: 'stopped' });
           resolve(Exit.OK);
@@ -115,9 +115,11 @@ export async function runCommand(argv: string[]): Promise<number> {
         notifier.reloading();
         let rejected: string | null = null;
         try {
-          await gw.reload(loadGatewayConfig(values.config!));
+          const plan = await gw.reload(loadGatewayConfig(values.config!));
+          gw.noteReload(true, plan.changed.length ? `applied: ${plan.changed.join(', ')}` : 'applied (files only)');
         } catch (e) {
           rejected = describeStartError(e).message;
+          gw.noteReload(false, rejected);
           logger.error({ event: 'reload_failed', err: rejected }, 'reload rejected: the running configuration is unchanged');
         }
         // Never READY=1 after STOPPING=1: systemd would take the stopping service for running.

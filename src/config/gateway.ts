@@ -106,11 +106,13 @@ export interface GatewayConfig {
   policies: Record<string, Policy>;
   crypto: { backend: 'auto' | 'native' | 'node' | 'noble' };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
-  /** Accepted and kept, not used yet. */
+  /** Graceful stop: open flows may run this long after the listeners closed, ms. Default 20 000. */
+  shutdown: { drainTimeoutMs: number };
+  /** Prometheus /metrics, /healthz, /readyz on a loopback address. */
   metrics?: { listen: HostPort };
-  /** Accepted and kept, not used yet. Absolute path. */
+  /** Unix socket (mode 0600) for `qkdgw status`. Absolute path. */
   admin?: { socket: string };
-  /** Accepted and kept, not used yet. Absolute path. */
+  /** Hash-chained key audit trail (JSON lines). Absolute path. */
   audit?: { file: string };
 }
 
@@ -176,6 +178,7 @@ export interface RawGateway {
   policies: Record<string, RawPolicy>;
   crypto: { backend: GatewayConfig['crypto']['backend'] };
   log: { level: GatewayConfig['log']['level'] };
+  shutdown: { drain_timeout: string };
   metrics?: { listen: string };
   admin?: { socket: string };
   audit?: { file: string };
@@ -331,6 +334,7 @@ function normaliseGateway(raw: RawGateway, doc: LoadedYaml, issues: ConfigIssue[
     policies,
     crypto: { backend: raw.crypto.backend },
     log: { level: raw.log.level },
+    shutdown: { drainTimeoutMs: dur(['shutdown', 'drain_timeout'], raw.shutdown.drain_timeout, true) },
     ...(raw.metrics ? { metrics: { listen: addr(['metrics', 'listen'], raw.metrics.listen, true) } } : {}),
     ...(raw.admin ? { admin: { socket: file(raw.admin.socket) } } : {}),
     ...(raw.audit ? { audit: { file: file(raw.audit.file) } } : {}),

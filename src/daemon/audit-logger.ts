@@ -11,10 +11,12 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 /**
  * Wraps `inner` so the lifecycle events logged through it (and through its children)
- * reach `trail`. Events without a peer (no `peer` binding or field) are not audited.
+ * reach `trail` (or the trail a getter returns at each call; null = none). Events without a peer (no `peer` binding or field) are not audited.
  * Never throws because of the trail (observe() reports its own failures).
  */
-export function auditingLogger(inner: Logger, trail: AuditTrail, bindings: Record<string, unknown> = {}): Logger {
+export function auditingLogger(inner: Logger, trail: AuditTrail | (() => AuditTrail | null), bindings: Record<string, unknown> = {}): Logger {
+  // A getter lets a reload swap or drop the trail under loggers already handed out.
+  const current = typeof trail === 'function' ? trail : () => trail;
   const peerOf = (obj: Record<string, unknown>): string | undefined => {
     const p = typeof bindings.peer === 'string' ? bindings.peer : obj.peer;
     return typeof p === 'string' ? p : undefined;
@@ -27,7 +29,8 @@ export function auditingLogger(inner: Logger, trail: AuditTrail, bindings: Recor
       if (typeof a === 'object' && a !== null && typeof (a as { event?: unknown }).event === 'string') {
         const obj = a as Record<string, unknown>;
         const peer = peerOf(obj);
-        if (peer !== undefined && !trail.closed) trail.observe(obj.event as string, obj, peer);
+        const t = current();
+        if (peer !== undefined && t && !t.closed) t.observe(obj.event as string, obj, peer);
       }
     }) as LogFn;
   return {

@@ -3,8 +3,9 @@
  * source, crypto self-test, one PeerRuntime per peer, the control listener and dialers,
  * the data port (exit side) and the service listeners (entry side).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { GatewayConfig, Policy } from '../config/gateway.js';
+import type { GatewayConfig, PeerConfig, Policy } from '../config/gateway.js';
 import { assertSelfTest } from '../crypto/selftest.js';
 import type { BackendChoice } from '../crypto/backend.js';
 import { carrierCryptoFor, defaultCarrierCrypto, type CarrierCrypto } from '../tunnel/core/carrier.js';
@@ -71,34 +72,25 @@ function sessionPolicy(p: Policy) {
   };
 }
 
-/** Sections a reload can apply in place; any other change needs a restart (for now). */
-const RELOADABLE = new Set(['kme', 'control.tls', 'log']);
+import { planReload, type ReloadPlan } from './reload-plan.js';
+import { startAdminSocket, type AdminSocket } from './admin-socket.js';
+import { join } from 'node:path';
 
-/** The sections of a config, for comparing an old one and a new one. */
-function sections(c: GatewayConfig): Record<string, unknown> {
-  return {
-    identity: c.identity,
-    kme: c.kme,
-    'control.tls': { ca: c.control.ca, cert: c.control.cert, key: c.control.key },
-    'control.listen': c.control.listen,
-    data: c.data,
-    peers: c.peers,
-    services: c.services,
-    exports: c.exports,
-    policies: c.policies,
-    crypto: c.crypto,
-    log: c.log,
-    metrics: c.metrics,
-    admin: c.admin,
-    audit: c.audit,
-  };
+export { changedSections, type ReloadPlan } from './reload-plan.js';
+
+/** A file's content, or '' when unreadable (the reload's own read then reports why). */
+function fileDigest(path: string | undefined): string {
+  if (path === undefined) return '';
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    return '';
+  }
 }
 
-/** Names of the sections whose value differs (file contents are compared by the reload itself). */
-export function changedSections(a: GatewayConfig, b: GatewayConfig): string[] {
-  const sa = sections(a);
-  const sb = sections(b);
-  return Object.keys(sa).filter((k) => JSON.stringify(sa[k]) !== JSON.stringify(sb[k]));
+/** SHA-256 of the KME CA, certificate and key files: a rotation under the same paths must rebuild the client (BC-07). */
+function kmeFilesDigest(cfg: GatewayConfig): string {
+  return [cfg.kme.ca, cfg.kme.cert, cfg.kme.key].map(fileDigest).join(':');
 }
 
 export class Gateway {
@@ -108,6 +100,7 @@ export class Gateway {
   readonly peers = new Map<string, PeerRuntime>();
   readonly addresses: GatewayAddresses = { services: {} };
   #keySource: Etsi014KeySource | null = null;
+  #kmeDigest = '';
   /** Initiator side: one QKD key pool per peer (keys fetched ahead, status polling, forecast). */
   readonly pools = new Map<string, KeyPool>();
   /** The hash-chained key audit trail (audit.file), or null when not configured. */
@@ -115,12 +108,19 @@ export class Gateway {
   /** Key sources replaced by a reload, closed once their calls in flight had time to end. */
   #retiredSources = new Set<Etsi014KeySource>();
   #controlServer: ControlServer | null = null;
-  #dialers: ControlDialer[] = [];
+  /** Responder peers by SAE ID; the control server reads this map at each accept (a reload edits it in place). */
+  readonly #responderPeers = new Map<string, ControlServerPeer>();
+  #dialers = new Map<string, ControlDialer>();
   #dataServer: DataServer | null = null;
-  #services: ServiceListener[] = [];
-  #byIndex = new Map<number, DataPeer>();
+  #services = new Map<string, ServiceListener>();
+  /** Peers by the receiver_index we gave them (carriers name it in their preamble). */
+  readonly #byIndex = new Map<number, DataPeer>();
+  readonly #indexOf = new Map<string, number>();
   readonly #env: NodeJS.ProcessEnv;
   #carrierCrypto: CarrierCrypto = defaultCarrierCrypto;
+  #tls: ControlTlsMaterial | null = null;
+  #admin: AdminSocket | null = null;
+  #stopped = false;
   /** The AES-256-GCM backend in use and why (set by start). */
   crypto: BackendChoice | null = null;
   readonly #kmeCalls = new KmeCallTally();
@@ -215,7 +215,7 @@ export class Gateway {
   /**
    * The initiator's key pool for `peer` (issue 4): keys fetched ahead on the current key
    * source, status polled every kme.status_interval; each status result feeds the
-   * session's recovery checks (protocol.md s6 `preferred`).
+   * session's recovery checks (protocol.md s6 `preferred`). Started by the caller.
    */
   #makePool(cfg: GatewayConfig, peer: string, rt: PeerRuntime): KeyPool {
     const pol = cfg.policies[cfg.peers.find((p) => p.identity === peer)!.policy];
@@ -223,7 +223,7 @@ export class Gateway {
       getKeys: (id, n, o) => this.#keySource!.getKeys(id, n, o),
       status: (id, o) => this.#keySource!.status(id, o),
     };
-    const pool = new KeyPool({
+    return new KeyPool({
       source,
       peerSaeId: peer,
       clock: this.clock,
@@ -239,12 +239,124 @@ export class Gateway {
         if (e.event === 'kme_status_checked') rt.kmeStatus(e.kmeStoredKeyCount);
       },
     });
-    pool.start();
-    return pool;
   }
 
   #readControlTls(cfg: GatewayConfig): ControlTlsMaterial {
     return { cert: read(cfg.control.cert), key: read(cfg.control.key), ca: cfg.control.ca ? read(cfg.control.ca) : undefined };
+  }
+
+  /** Indirect, so a reload can swap the key source and pools under running peers (BC-07). */
+  readonly #keys: QkdKeyProvider = {
+    getKey: (peer) => this.pools.get(peer)?.take() ?? this.#keySource!.getKey(peer),
+    getKeyById: (peer, keyId, o) => this.#keySource!.getKeyById(peer, keyId, { deadlineMs: o.deadlineMs }),
+  };
+
+  /** A peer's runtime with a fresh receiver_index (no I/O: nothing runs until attached or dialed). */
+  #buildPeer(cfg: GatewayConfig, p: PeerConfig, taken: Set<number>): { rt: PeerRuntime; receiverIndex: number } {
+    const pol = cfg.policies[p.policy];
+    const receiverIndex = drawReceiverIndex(taken);
+    taken.add(receiverIndex);
+    const rt = new PeerRuntime({
+      session: { selfId: cfg.identity, peerId: p.identity, receiverIndex, ...sessionPolicy(pol) },
+      keys: this.#keys,
+      clock: this.clock,
+      logger: auditingLogger(this.log, () => this.#audit),
+      holdMs: pol.holdMs,
+      carrierCrypto: this.#carrierCrypto,
+    });
+    return { rt, receiverIndex };
+  }
+
+  /** Registers a built peer everywhere it is looked up (data port, control server). */
+  #installPeer(cfg: GatewayConfig, p: PeerConfig, rt: PeerRuntime, receiverIndex: number): void {
+    const pol = cfg.policies[p.policy];
+    this.peers.set(p.identity, rt);
+    this.#indexOf.set(p.identity, receiverIndex);
+    this.#byIndex.set(receiverIndex, { runtime: rt, exports: this.#exportsFor(cfg, p.identity), timers: timersOf(pol) });
+    if (roleOf(cfg.identity, p.identity) === 'responder') {
+      this.#responderPeers.set(p.identity, { runtime: rt, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs } });
+    }
+    rt.log.info({ event: 'peer_configured', role: rt.role, policy: p.policy, qkd: pol.qkd, suites: pol.suites, rekey_after_ms: pol.rekeyAfterTimeMs, hard_limit_ms: pol.hardLimitTimeMs });
+    if (pol.qkd === 'off') rt.log.warn({ event: 'qkd_off' }, 'QKD policy is off for this peer: epochs carry no QKD key (lab use only)');
+  }
+
+  /** Starts what makes a peer active: its key pool (initiator, QKD on) and its control dialer (initiator). */
+  #activatePeer(cfg: GatewayConfig, p: PeerConfig, rt: PeerRuntime, tls: ControlTlsMaterial): void {
+    const pol = cfg.policies[p.policy];
+    if (rt.role !== 'initiator') return;
+    if (pol.qkd !== 'off') {
+      const pool = this.#makePool(cfg, p.identity, rt);
+      this.pools.set(p.identity, pool);
+      pool.start();
+    }
+    const d = new ControlDialer({ runtime: rt, host: p.control!.host, port: p.control!.port, tls, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs }, clock: this.clock, logger: this.log.child({ component: 'control', peer: p.identity }) });
+    this.#dialers.set(p.identity, d);
+    d.start();
+  }
+
+  /** Tears a peer down: dialer stopped, carriers reset, control connection closed, pool and epochs zeroized. */
+  #removePeer(peer: string, reason: string): void {
+    this.#dialers.get(peer)?.stop();
+    this.#dialers.delete(peer);
+    this.pools.get(peer)?.close();
+    this.pools.delete(peer);
+    const rt = this.peers.get(peer);
+    if (rt) {
+      rt.log.info({ event: 'peer_removed', reason, flows_reset: rt.carrierCount });
+      rt.close();
+    }
+    this.peers.delete(peer);
+    this.#responderPeers.delete(peer);
+    const idx = this.#indexOf.get(peer);
+    if (idx !== undefined) this.#byIndex.delete(idx);
+    this.#indexOf.delete(peer);
+  }
+
+  #exportsFor(cfg: GatewayConfig, peer: string): DataPeer['exports'] {
+    return new Map(cfg.exports.filter((x) => x.peers.includes(peer)).map((x) => [x.name, x.target] as const));
+  }
+
+  #serviceOptions(cfg: GatewayConfig, s: GatewayConfig['services'][number]) {
+    const peer = cfg.peers.find((p) => p.identity === s.peer)!;
+    return {
+      runtime: () => this.peers.get(s.peer) ?? null,
+      peerData: () => peer.data ?? null,
+      timers: timersOf(cfg.policies[peer.policy]),
+      logger: this.log.child({ component: 'service', service: s.name, peer: s.peer }),
+    };
+  }
+
+  /** Binds a service listener (not yet registered). Throws QKDGW_E_LISTEN. */
+  async #bindService(cfg: GatewayConfig, s: GatewayConfig['services'][number]): Promise<ServiceListener> {
+    const sl = new ServiceListener({ name: s.name, host: s.listen.host, port: s.listen.port, clock: this.clock, ...this.#serviceOptions(cfg, s) });
+    await sl.listen();
+    return sl;
+  }
+
+  async #bindControl(cfg: GatewayConfig, tls: ControlTlsMaterial): Promise<ControlServer> {
+    const l = cfg.control.listen!;
+    const cs = new ControlServer({ host: l.host, port: l.port, tls, peers: this.#responderPeers, clock: this.clock, logger: this.log.child({ component: 'control' }) });
+    await cs.listen();
+    return cs;
+  }
+
+  async #bindData(cfg: GatewayConfig): Promise<DataServer> {
+    const l = cfg.data.listen!;
+    const ds = new DataServer({
+      host: l.host,
+      port: l.port,
+      peerByIndex: (i) => this.#byIndex.get(i) ?? null,
+      maxNewConnectionsPerSource: cfg.data.maxNewConnectionsPerSource,
+      clock: this.clock,
+      logger: this.log.child({ component: 'data' }),
+      timers: timersOf(cfg.policies.default),
+    });
+    await ds.listen();
+    return ds;
+  }
+
+  #wantsControlServer(cfg: GatewayConfig): boolean {
+    return cfg.control.listen !== undefined && cfg.peers.some((p) => roleOf(cfg.identity, p.identity) === 'responder');
   }
 
   async #start(): Promise<void> {
@@ -262,155 +374,302 @@ export class Gateway {
     this.log.info({ event: 'selftest_passed', backend: choice.backend.name }, `crypto self-test passed (AEAD backend: ${choice.backend.name})`);
     this.log.info({ event: 'crypto_backend', backend: choice.backend.name, requested: choice.requested, why: choice.why }, choice.why);
 
-    if (cfg.audit?.file) {
-      this.#audit = AuditTrail.open(cfg.audit.file, { clock: this.clock, logger: this.log });
-      this.log.info({ event: 'audit_opened', file: cfg.audit.file, seq: this.#audit.head.seq, hash: this.#audit.head.hash }, `key audit trail ${cfg.audit.file} at record ${this.#audit.head.seq}`);
-    }
+    if (cfg.audit?.file) this.#audit = this.#openAudit(cfg.audit.file);
+    this.#kmeDigest = kmeFilesDigest(cfg);
     this.#keySource = this.#makeKeySource(cfg);
-    // Indirect, so a reload can swap the key source under running peers (BC-07).
-    const keys: QkdKeyProvider = {
-      getKey: (peer) => this.pools.get(peer)?.take() ?? this.#keySource!.getKey(peer),
-      getKeyById: (peer, keyId, o) => this.#keySource!.getKeyById(peer, keyId, { deadlineMs: o.deadlineMs }),
-    };
-
     const tls = this.#readControlTls(cfg);
-    const taken = new Set<number>();
-    const responderPeers = new Map<string, ControlServerPeer>();
-    for (const p of cfg.peers) {
-      const pol = cfg.policies[p.policy];
-      const receiverIndex = drawReceiverIndex(taken);
-      taken.add(receiverIndex);
-      const rt = new PeerRuntime({
-        session: { selfId: cfg.identity, peerId: p.identity, receiverIndex, ...sessionPolicy(pol) },
-        keys,
-        clock: this.clock,
-        logger: this.#audit ? auditingLogger(this.log, this.#audit) : this.log,
-        holdMs: pol.holdMs,
-        carrierCrypto: this.#carrierCrypto,
-      });
-      this.peers.set(p.identity, rt);
-      const exports = new Map(cfg.exports.filter((x) => x.peers.includes(p.identity)).map((x) => [x.name, x.target] as const));
-      const timers = timersOf(pol);
-      this.#byIndex.set(receiverIndex, { runtime: rt, exports, timers });
-      if (roleOf(cfg.identity, p.identity) === 'responder') responderPeers.set(p.identity, { runtime: rt, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs } });
-      rt.log.info({ event: 'peer_configured', role: rt.role, policy: p.policy, qkd: pol.qkd, suites: pol.suites, rekey_after_ms: pol.rekeyAfterTimeMs, hard_limit_ms: pol.hardLimitTimeMs });
-      if (pol.qkd === 'off') rt.log.warn({ event: 'qkd_off' }, 'QKD policy is off for this peer: epochs carry no QKD key (lab use only)');
-      else if (rt.role === 'initiator') this.pools.set(p.identity, this.#makePool(cfg, p.identity, rt));
-    }
+    this.#tls = tls;
 
-    const timers: CarrierTimers = timersOf(cfg.policies.default);
-    if (responderPeers.size) {
-      const l = cfg.control.listen!;
-      this.#controlServer = new ControlServer({ host: l.host, port: l.port, tls, peers: responderPeers, clock: this.clock, logger: this.log.child({ component: 'control' }) });
-      this.addresses.control = await this.#controlServer.listen();
+    const taken = new Set<number>();
+    const built = cfg.peers.map((p) => ({ p, ...this.#buildPeer(cfg, p, taken) }));
+    for (const b of built) this.#installPeer(cfg, b.p, b.rt, b.receiverIndex);
+
+    if (this.#wantsControlServer(cfg)) {
+      this.#controlServer = await this.#bindControl(cfg, tls);
+      this.addresses.control = this.#controlServer.port;
     }
     if (cfg.data.listen) {
-      const l = cfg.data.listen;
-      this.#dataServer = new DataServer({
-        host: l.host,
-        port: l.port,
-        peerByIndex: (i) => this.#byIndex.get(i) ?? null,
-        maxNewConnectionsPerSource: cfg.data.maxNewConnectionsPerSource,
-        clock: this.clock,
-        logger: this.log.child({ component: 'data' }),
-        timers,
-      });
-      this.addresses.data = await this.#dataServer.listen();
+      this.#dataServer = await this.#bindData(cfg);
+      this.addresses.data = this.#dataServer.port;
     }
     for (const s of cfg.services) {
-      const peer = cfg.peers.find((p) => p.identity === s.peer)!;
-      const sl = new ServiceListener({
-        name: s.name,
-        host: s.listen.host,
-        port: s.listen.port,
-        runtime: () => this.peers.get(s.peer) ?? null,
-        peerData: () => peer.data ?? null,
-        clock: this.clock,
-        logger: this.log.child({ component: 'service', service: s.name, peer: s.peer }),
-        timers: timersOf(cfg.policies[peer.policy]),
-      });
-      this.#services.push(sl);
-      this.addresses.services[s.name] = await sl.listen();
+      const sl = await this.#bindService(cfg, s);
+      this.#services.set(s.name, sl);
+      this.addresses.services[s.name] = sl.port;
     }
-    for (const p of cfg.peers) {
-      if (roleOf(cfg.identity, p.identity) !== 'initiator') continue;
-      const pol = cfg.policies[p.policy];
-      const d = new ControlDialer({ runtime: this.peers.get(p.identity)!, host: p.control!.host, port: p.control!.port, tls, pin: p.pin, liveness: { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs }, clock: this.clock, logger: this.log.child({ component: 'control', peer: p.identity }) });
-      this.#dialers.push(d);
-      d.start();
-    }
+    const adminPath = this.adminSocketPath(cfg);
+    if (adminPath) this.#admin = await this.#startAdmin(adminPath);
+    for (const b of built) this.#activatePeer(cfg, b.p, b.rt, tls);
     this.log.info({ event: 'gateway_started', identity: cfg.identity, control: this.addresses.control, data: this.addresses.data, services: this.addresses.services }, 'gateway started');
   }
 
-  /** Stops listeners and dialers, resets carriers, zeroizes every key. Idempotent. */
-  async stop(): Promise<void> {
-    for (const d of this.#dialers) d.stop();
-    this.#dialers = [];
-    await Promise.all(this.#services.map((s) => s.close()));
-    this.#services = [];
-    for (const rt of this.peers.values()) rt.close();
-    for (const pool of this.pools.values()) pool.close(); // zeroizes the keys held ahead
-    this.pools.clear();
-    this.#audit?.close();
-    this.#audit = null;
+  /**
+   * Where the admin socket for `qkdgw status` goes: `admin.socket`, else
+   * `$RUNTIME_DIRECTORY/admin.sock` under systemd (RuntimeDirectory=qkdgw -> /run/qkdgw),
+   * else none.
+   */
+  adminSocketPath(cfg: GatewayConfig = this.#cfg): string | null {
+    if (cfg.admin?.socket) return cfg.admin.socket;
+    const rd = this.#env.RUNTIME_DIRECTORY?.split(':')[0];
+    return rd ? join(rd, 'admin.sock') : null;
+  }
+
+  async #startAdmin(path: string): Promise<AdminSocket> {
+    const a = await startAdminSocket({ path, source: this, logger: this.log.child({ component: 'admin' }) });
+    this.log.info({ event: 'admin_listening', socket: path }, `admin socket ${path} (qkdgw status)`);
+    return a;
+  }
+
+  #openAudit(file: string): AuditTrail {
+    const t = AuditTrail.open(file, { clock: this.clock, logger: this.log });
+    this.log.info({ event: 'audit_opened', file, seq: t.head.seq, hash: t.head.hash }, `key audit trail ${file} at record ${t.head.seq}`);
+    return t;
+  }
+
+  /** Flows (carriers) open over all peers. */
+  get openFlows(): number {
+    let n = 0;
+    for (const rt of this.peers.values()) n += rt.carrierCount;
+    return n;
+  }
+
+  /**
+   * Graceful stop (issue 5, systemd stop): stops accepting (service listeners, data port,
+   * control port, dialers keep their connection so rekeys still happen), lets open flows
+   * end on their own for up to `drainMs` (default 0: none; the daemon passes the
+   * configured `shutdown.drain_timeout`),
+   * then resets what is left, closes the control channels and zeroizes every key (epochs,
+   * pools, KME client buffers). Logs `drain_started` / `drain_done` with the flows left.
+   * Idempotent; never throws for a listener that fails to close.
+   */
+  async stop(o: { drainMs?: number } = {}): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const drainMs = o.drainMs ?? 0;
+    await this.#admin?.close();
+    this.#admin = null;
+    await Promise.all([...this.#services.values()].map((s) => s.close()));
+    this.#services.clear();
     await this.#controlServer?.close();
     this.#controlServer = null;
     await this.#dataServer?.close();
     this.#dataServer = null;
+    const open = this.openFlows;
+    if (open > 0 && drainMs > 0) {
+      this.log.info({ event: 'drain_started', flows: open, drain_ms: drainMs }, `stopping: waiting up to ${drainMs} ms for ${open} open flows to end`);
+      const left = await this.#drain(drainMs);
+      this.log[left ? 'warn' : 'info']({ event: 'drain_done', flows_left: left }, left ? `drain time over: resetting ${left} flows` : 'every flow ended');
+    }
+    for (const d of this.#dialers.values()) d.stop();
+    this.#dialers.clear();
+    for (const rt of this.peers.values()) rt.close(); // resets carriers left, zeroizes epochs
+    for (const pool of this.pools.values()) pool.close(); // zeroizes the keys held ahead
+    this.pools.clear();
+    this.#audit?.close();
+    this.#audit = null;
     await this.#keySource?.close();
     this.#keySource = null;
     await Promise.all([...this.#retiredSources].map((k) => k.close()));
     this.#retiredSources.clear();
   }
 
+  /** Resolves with the flows still open once none are, or after `ms` (wall time: real sockets drain in real time). */
+  #drain(ms: number): Promise<number> {
+    return new Promise((resolve) => {
+      const cancels: Array<() => void> = [];
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        clearInterval(poll);
+        clearTimeout(deadline);
+        for (const c of cancels) c();
+        resolve(this.openFlows);
+      };
+      // Carriers unregister as they end; there is no event per carrier, so poll cheaply.
+      const poll = setInterval(() => {
+        if (this.openFlows === 0) finish();
+      }, 50);
+      const deadline = setTimeout(finish, ms);
+    });
+  }
+
   /**
-   * Applies a new configuration in place (SIGHUP): a new KME client (certificate, key, CA,
-   * URL, timeout: its old pooled connections are closed), new control TLS material for the
-   * next connections, a new log level. Running tunnels and epochs are untouched. Everything
-   * new is built before anything is swapped: on any error nothing changes and the error is
-   * thrown (QKDGW_E_CONFIG_RELOAD naming sections that need a restart, QKDGW_E_KMS_CONFIG
-   * for a certificate/key that do not match, QKDGW_E_CONFIG_READ for unreadable files).
-   * Returns the sections applied.
+   * Applies a new configuration (SIGHUP, issue 5 point 2, BC-07). Everything new is built
+   * and checked first: KME client (when its section or its CA/certificate/key files
+   * changed), control TLS material (always re-read), audit trail, new listeners bound,
+   * new peers' runtimes. Only then is it swapped in, synchronously: peers whose entry and
+   * policy did not change keep their control connection, epochs and flows (no reset, no
+   * extra epoch); changed peers are rebuilt, removed peers torn down (flows reset, keys
+   * zeroized), removed services closed (their flows reset), log level applied.
+   *
+   * On any error nothing changes: listeners bound for the new state are closed and the
+   * error is thrown (QKDGW_E_CONFIG_RELOAD for identity/crypto changes, which need a
+   * restart; QKDGW_E_LISTEN for an address that cannot be bound; QKDGW_E_KMS_CONFIG for a
+   * certificate and key that do not match; QKDGW_E_CONFIG_READ for unreadable files).
+   * Returns the plan applied.
    */
-  async reload(next: GatewayConfig): Promise<string[]> {
-    const changed = changedSections(this.#cfg, next);
-    const blocked = changed.filter((s) => !RELOADABLE.has(s));
-    if (blocked.length) {
-      throw new QkdgwError(ErrorCodes.CONFIG_RELOAD, `reload cannot apply changes to ${blocked.join(', ')} yet: restart the gateway to apply them (nothing was changed)`, { sections: blocked });
+  async reload(next: GatewayConfig): Promise<ReloadPlan> {
+    if (this.#stopped) throw new QkdgwError(ErrorCodes.CONFIG_RELOAD, 'the gateway is stopping');
+    const old = this.#cfg;
+    const digest = kmeFilesDigest(next);
+    const plan = planReload(old, next, digest !== this.#kmeDigest);
+    if (plan.blocked.length) {
+      throw new QkdgwError(
+        ErrorCodes.CONFIG_RELOAD,
+        `reload cannot change ${plan.blocked.map((b) => `${b.section} (${b.why})`).join(', ')}: restart the gateway to apply it (nothing was changed)`,
+        { sections: plan.blocked.map((b) => b.section) },
+      );
     }
-    // Files may have changed under the same paths (certificate rotation): always rebuild both.
-    let ks: Etsi014KeySource;
+
+    // ---- build: nothing in force is touched until every step below succeeded.
+    const undo: Array<() => unknown> = [];
+    let ks: Etsi014KeySource | null = null;
     let tls: ControlTlsMaterial;
+    let audit: AuditTrail | null = null;
+    let control: ControlServer | null = null;
+    let data: DataServer | null = null;
+    let admin: AdminSocket | null = null;
+    const nextAdmin = this.adminSocketPath(next);
+    const adminMoved = nextAdmin !== this.adminSocketPath(old);
+    const bound = new Map<string, ServiceListener>();
+    const built = new Map<string, { rt: PeerRuntime; receiverIndex: number }>();
     try {
-      ks = this.#makeKeySource(next);
-      tls = this.#readControlTls(next);
+      try {
+        if (plan.kme) {
+          ks = this.#makeKeySource(next);
+          const k = ks;
+          undo.push(() => k.close());
+        }
+        tls = this.#readControlTls(next);
+      } catch (e) {
+        if (e instanceof QkdgwError) throw e;
+        throw new QkdgwError(ErrorCodes.CONFIG_READ, `reload: ${(e as Error).message}`, undefined, { cause: e });
+      }
+      if (plan.audit && next.audit?.file) {
+        audit = this.#openAudit(next.audit.file);
+        const a = audit;
+        undo.push(() => a.close());
+      }
+      const wantControl = this.#wantsControlServer(next);
+      if (wantControl && (!this.#controlServer || plan.rebind.control)) {
+        control = await this.#bindControl(next, tls);
+        const c = control;
+        undo.push(() => c.close());
+      }
+      if (next.data.listen && (!this.#dataServer || plan.rebind.data)) {
+        data = await this.#bindData(next);
+        const d = data;
+        undo.push(() => d.close());
+      }
+      if (adminMoved && nextAdmin) {
+        admin = await this.#startAdmin(nextAdmin);
+        const a = admin;
+        undo.push(() => a.close());
+      }
+      for (const name of plan.services.bound) {
+        const sl = await this.#bindService(next, next.services.find((s) => s.name === name)!);
+        bound.set(name, sl);
+        undo.push(() => sl.close());
+      }
+      const taken = new Set(this.#byIndex.keys());
+      for (const id of [...plan.peers.added, ...plan.peers.rebuilt]) {
+        built.set(id, this.#buildPeer(next, next.peers.find((p) => p.identity === id)!, taken));
+      }
     } catch (e) {
-      if (e instanceof QkdgwError) throw e;
-      throw new QkdgwError(ErrorCodes.CONFIG_READ, `reload: ${(e as Error).message}`, undefined, { cause: e });
+      for (const u of undo.reverse()) await u();
+      for (const b of built.values()) b.rt.close();
+      throw e;
     }
-    const old = this.#keySource;
-    this.#keySource = ks;
-    // Keys held ahead came from the old KME client (maybe another KME): zeroize them and
-    // start fresh pools on the new one.
-    for (const [peer, pool] of this.pools) {
-      pool.close();
-      this.pools.set(peer, this.#makePool(next, peer, this.peers.get(peer)!));
+
+    // ---- swap: synchronous, cannot fail half-way.
+    this.#cfg = next;
+    this.#tls = tls;
+    const oldSource = this.#keySource;
+    if (ks) {
+      this.#keySource = ks;
+      this.#kmeDigest = digest;
+      // Keys held ahead came from the old KME client (maybe another KME): zeroize them.
+      for (const pool of this.pools.values()) pool.close();
+      this.pools.clear();
     }
+    if (plan.audit) {
+      this.#audit?.close();
+      this.#audit = audit;
+    }
+    for (const id of plan.peers.removed) this.#removePeer(id, 'removed from the configuration');
+    for (const id of plan.peers.rebuilt) this.#removePeer(id, 'its configuration or policy changed');
+    for (const id of plan.peers.kept) {
+      // Same runtime and receiver_index; new exports for new carriers.
+      const p = next.peers.find((q) => q.identity === id)!;
+      const idx = this.#indexOf.get(id)!;
+      this.#byIndex.set(idx, { runtime: this.peers.get(id)!, exports: this.#exportsFor(next, id), timers: timersOf(next.policies[p.policy]) });
+      if (ks && this.peers.get(id)!.role === 'initiator' && next.policies[p.policy].qkd !== 'off') {
+        const pool = this.#makePool(next, id, this.peers.get(id)!);
+        this.pools.set(id, pool);
+        pool.start();
+      }
+    }
+    for (const [id, b] of built) this.#installPeer(next, next.peers.find((p) => p.identity === id)!, b.rt, b.receiverIndex);
+    for (const [id, b] of built) this.#activatePeer(next, next.peers.find((p) => p.identity === id)!, b.rt, tls);
+    for (const d of this.#dialers.values()) d.setTls(tls);
+
+    const oldControl = this.#controlServer;
+    if (control) this.#controlServer = control;
+    else if (!this.#wantsControlServer(next)) this.#controlServer = null;
+    if (oldControl && oldControl !== this.#controlServer) void oldControl.close();
     this.#controlServer?.setTls(tls);
-    for (const d of this.#dialers) d.setTls(tls);
+    this.addresses.control = this.#controlServer?.port;
+
+    const oldData = this.#dataServer;
+    if (data) this.#dataServer = data;
+    else if (!next.data.listen) this.#dataServer = null;
+    if (oldData && oldData !== this.#dataServer) void oldData.close();
+    this.#dataServer?.update({ maxNewConnectionsPerSource: next.data.maxNewConnectionsPerSource, timers: timersOf(next.policies.default) });
+    this.addresses.data = this.#dataServer?.port;
+
+    if (adminMoved) {
+      void this.#admin?.close();
+      this.#admin = admin;
+    }
+
+    for (const name of plan.services.closed) {
+      const sl = this.#services.get(name);
+      this.#services.delete(name);
+      delete this.addresses.services[name];
+      if (sl) void sl.close({ resetFlows: 'service_removed' });
+    }
+    for (const name of plan.services.kept) this.#services.get(name)?.update(this.#serviceOptions(next, next.services.find((s) => s.name === name)!));
+    for (const [name, sl] of bound) {
+      this.#services.set(name, sl);
+      this.addresses.services[name] = sl.port;
+    }
+
     const level = (this.log as { level?: string }).level;
     if (level !== undefined && level !== next.log.level) (this.log as { level?: string }).level = next.log.level;
-    this.#cfg = next;
     // Calls in flight on the old client finish under their own deadline; then it closes.
-    if (old) {
-      this.#retiredSources.add(old);
+    if (ks && oldSource) {
+      this.#retiredSources.add(oldSource);
       const grace = setTimeout(() => {
-        this.#retiredSources.delete(old);
-        void old.close();
+        this.#retiredSources.delete(oldSource);
+        void oldSource.close();
       }, next.kme.timeoutMs + 1_000);
       grace.unref();
     }
-    this.log.info({ event: 'reload_applied', sections: changed.length ? changed : ['(files only)'] }, 'configuration reloaded');
-    return changed;
+    this.log.info(
+      {
+        event: 'reload_applied',
+        sections: plan.changed.length ? plan.changed : ['(files only)'],
+        peers_kept: plan.peers.kept,
+        peers_added: plan.peers.added,
+        peers_rebuilt: plan.peers.rebuilt,
+        peers_removed: plan.peers.removed,
+        services_bound: plan.services.bound,
+        services_closed: plan.services.closed,
+        kme_client_rebuilt: plan.kme,
+      },
+      'configuration reloaded',
+    );
+    return plan;
   }
 }

@@ -43,6 +43,8 @@ export class ControlServer {
   readonly rejected = new Map<string, number>();
   readonly #rate = new Map<string, { second: number; count: number }>();
   #pending = 0;
+  /** The bound port (0 until listen() resolved). */
+  port = 0;
   readonly #handshakeDone = new WeakMap<object, () => void>();
 
   constructor(o: ControlServerOptions) {
@@ -51,15 +53,16 @@ export class ControlServer {
 
   /** Listens; resolves with the bound port. Throws LISTEN when the address is taken. */
   async listen(): Promise<number> {
-    const anyPinned = [...this.#o.peers.values()].some((p) => p.pin !== undefined);
     const server = createServer({
       ...CONTROL_TLS_BASE,
       cert: this.#o.tls.cert,
       key: this.#o.tls.key,
       ca: this.#o.tls.ca,
       requestCert: true,
-      // Pin mode verifies the chain itself (below); CA mode lets OpenSSL refuse first.
-      rejectUnauthorized: !anyPinned,
+      // #accept decides per peer: a pinned peer is checked against its pin, any other must
+      // chain to control.ca (socket.authorized). Not OpenSSL's all-or-nothing switch, which
+      // is fixed at listen time while a reload may add or remove pinned peers.
+      rejectUnauthorized: false,
       // A peer that never completes TLS must not hold a socket (Node's default is 120 s).
       handshakeTimeout: this.#o.handshakeTimeoutMs ?? 10_000,
     });
@@ -105,7 +108,8 @@ export class ControlServer {
     });
     server.on('error', (e) => this.#o.logger.error({ event: 'control_listener_error', err: e.message }));
     const addr = server.address();
-    return typeof addr === 'object' && addr ? addr.port : this.#o.port;
+    this.port = typeof addr === 'object' && addr ? addr.port : this.#o.port;
+    return this.port;
   }
 
   #reject(kind: string, message: string, socket?: TLSSocket): void {

@@ -25,7 +25,7 @@ export interface ServiceListenerOptions {
 }
 
 export class ServiceListener {
-  readonly #o: ServiceListenerOptions;
+  #o: ServiceListenerOptions;
   readonly #server: Server;
   readonly #links = new Set<CarrierLink>();
   readonly #held = new Set<Socket>();
@@ -44,6 +44,14 @@ export class ServiceListener {
 
   get name(): string {
     return this.#o.name;
+  }
+
+  /**
+   * Reload: new connections use these from now on (peer, its data address, liveness
+   * timers, logger); connections already accepted keep what they started with.
+   */
+  update(o: Partial<Pick<ServiceListenerOptions, 'runtime' | 'peerData' | 'timers' | 'logger'>>): void {
+    this.#o = { ...this.#o, ...o };
   }
 
   #accept(client: Socket): void {
@@ -125,10 +133,15 @@ export class ServiceListener {
     return this.#links.size;
   }
 
-  /** Stops accepting; resets held clients; open carriers are left to the runtime. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting and resets held clients. Open carriers are left to their runtime
+   * (shutdown, drain), or reset with RST `reason` when `resetFlows` is given (a reload
+   * that removed this service: its flows must not outlive it).
+   */
+  async close(o: { resetFlows?: string } = {}): Promise<void> {
     for (const c of this.#held) c.resetAndDestroy();
     this.#held.clear();
+    if (o.resetFlows !== undefined) for (const l of [...this.#links]) l.abort(o.resetFlows);
     await closeServer(this.#server);
   }
 }

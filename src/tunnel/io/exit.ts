@@ -41,7 +41,7 @@ export interface DataServerOptions {
 }
 
 export class DataServer {
-  readonly #o: DataServerOptions;
+  #o: DataServerOptions;
   readonly #server: Server;
   readonly #links = new Set<CarrierLink>();
   readonly #rate = new Map<string, { second: number; count: number }>();
@@ -199,6 +199,11 @@ export class DataServer {
 
   get openCarriers(): number {
     return this.#links.size;
+  }
+
+  /** Reload: the per-source rate limit and the default liveness timers for new carriers. */
+  update(o: Partial<Pick<DataServerOptions, 'maxNewConnectionsPerSource' | 'timers'>>): void {
+    this.#o = { ...this.#o, ...o };
   }
 
   async close(): Promise<void> {

@@ -60,6 +60,7 @@ t.test('happy path: minimal file, every default filled in, paths absolute, deepl
     policies: { default: S6_DEFAULT },
     crypto: { backend: 'auto' },
     log: { level: 'info' },
+    shutdown: { drainTimeoutMs: 20000 },
   });
   t.same(defaultPolicy(), S6_DEFAULT, 'defaultPolicy() is protocol.md s6 with suites [1]');
   t.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.kme.compat) && Object.isFrozen(cfg.peers[0].control) && Object.isFrozen(cfg.policies.default.suites));
