@@ -22,6 +22,33 @@ export const RUN_USAGE = 'usage: qkdgw run --config FILE';
 /** How often STATUS= is recomputed (ms); it is sent only when the line changed. */
 export const STATUS_REFRESH_MS = 5_000;
 
+/**
+ * Resolves once every configured peer has a current epoch, or after `ms` (wall time), or
+ * as soon as `cancelled()` turns true; with the peers still without one and the time waited.
+ * Under systemd this holds READY=1 back (BC-38) so that units ordered after qkdgw start
+ * with the tunnels up; the bound keeps a peer that is down from failing the start.
+ */
+export function waitFirstEpochs(gw: Gateway, ms: number, cancelled: () => boolean): Promise<{ missing: string[]; waitedMs: number }> {
+  const t0 = Date.now();
+  const missing = (): string[] => [...gw.peers].filter(([, rt]) => rt.session.slots.current === null).map(([id]) => id);
+  return new Promise((resolve) => {
+    const check = (): boolean => {
+      const m = missing();
+      const waited = Date.now() - t0;
+      if (m.length === 0 || waited >= ms || cancelled()) {
+        resolve({ missing: m, waitedMs: waited });
+        return true;
+      }
+      return false;
+    };
+    if (check()) return;
+    // Epochs appear from socket events; a 100 ms look is cheap and needs no hook in every peer.
+    const timer = setInterval(() => {
+      if (check()) clearInterval(timer);
+    }, 100);
+  });
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
   if (!values.config) {
@@ -84,10 +111,12 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
     dropEarly();
-    if (early === 'SIGINT' || early === 'SIGTERM') stop(early);
-    else {
-      // Gateway.start resolved: config loaded, self-test passed, listeners open (BC-38).
-      notifier.ready(statusNow());
+    const startServices = (waited: { missing: string[]; waitedMs: number }): void => {
+      if (stopping) return;
+      // Config loaded, self-test passed, listeners open, first epochs in place or waited for (BC-38).
+      const line = statusNow();
+      notifier.ready(waited.missing.length ? `${line}; no first epoch yet with ${waited.missing.join(', ')} after ${Math.round(waited.waitedMs / 1000)} s` : line);
+      logger.info({ event: 'ready', waited_ms: waited.waitedMs, peers_without_epoch: waited.missing }, waited.missing.length ? 'ready (some peers have no epoch yet)' : 'ready');
       if (notifier.enabled) {
         statusTimer = setInterval(() => {
           const before = lastStatus;
@@ -105,9 +134,14 @@ export async function runCommand(argv: string[]): Promise<number> {
       } else if (wd.invalid) {
         logger.error({ event: 'watchdog_env_invalid', why: wd.why }, `the systemd watchdog cannot be fed: ${wd.why}`);
       }
-    }
+    };
+    let started: Promise<void> = Promise.resolve();
+    if (early === 'SIGINT' || early === 'SIGTERM') stop(early);
+    else if (notifier.enabled) started = waitFirstEpochs(gw, gw.cfg.startup.readyWaitMs, () => stopping).then(startServices);
+    else startServices({ missing: [], waitedMs: 0 });
     // SIGHUP: re-read the file; a bad file or an unsupported change keeps the old state (BC-07, BC-35c).
-    let reloading: Promise<void> = Promise.resolve();
+    // A reload waits for READY=1: RELOADING=1 before it would confuse systemd.
+    let reloading: Promise<void> = started;
     process.on('SIGHUP', () => {
       reloading = reloading.then(async () => {
         if (stopping) return;

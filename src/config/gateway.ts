@@ -106,6 +106,8 @@ export interface GatewayConfig {
   policies: Record<string, Policy>;
   crypto: { backend: 'auto' | 'native' | 'node' | 'noble' };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
+  /** READY=1 waits at most this long for every peer's first epoch, ms. Default 30 000. */
+  startup: { readyWaitMs: number };
   /** Graceful stop: open flows may run this long after the listeners closed, ms. Default 20 000. */
   shutdown: { drainTimeoutMs: number };
   /** Prometheus /metrics, /healthz, /readyz on a loopback address. */
@@ -178,6 +180,7 @@ export interface RawGateway {
   policies: Record<string, RawPolicy>;
   crypto: { backend: GatewayConfig['crypto']['backend'] };
   log: { level: GatewayConfig['log']['level'] };
+  startup: { ready_wait: string };
   shutdown: { drain_timeout: string };
   metrics?: { listen: string };
   admin?: { socket: string };
@@ -334,6 +337,7 @@ function normaliseGateway(raw: RawGateway, doc: LoadedYaml, issues: ConfigIssue[
     policies,
     crypto: { backend: raw.crypto.backend },
     log: { level: raw.log.level },
+    startup: { readyWaitMs: dur(['startup', 'ready_wait'], raw.startup.ready_wait, true) },
     shutdown: { drainTimeoutMs: dur(['shutdown', 'drain_timeout'], raw.shutdown.drain_timeout, true) },
     ...(raw.metrics ? { metrics: { listen: addr(['metrics', 'listen'], raw.metrics.listen, true) } } : {}),
     ...(raw.admin ? { admin: { socket: file(raw.admin.socket) } } : {}),

@@ -57,6 +57,7 @@ function sections(c: GatewayConfig): Record<string, unknown> {
     policies: c.policies,
     crypto: c.crypto,
     log: c.log,
+    startup: c.startup,
     shutdown: c.shutdown,
     metrics: c.metrics,
     admin: c.admin,

@@ -262,7 +262,14 @@ withAddon(t, 'BC-38 qkdgw run under NOTIFY_SOCKET + WATCHDOG_USEC: READY after l
   const readyB = fromB(rx.got).find((d) => first(d.msg) === 'READY=1')!;
   t.equal(readyA.sock, abstract, 'gw-a notified on the abstract socket (BC-38 a)');
   t.equal(readyB.sock, path, 'gw-b notified on the path socket (BC-38 b)');
-  t.match(readyA.msg, /^READY=1\nSTATUS=peers up [01]\/1, degraded 0, key stock \d+$/, 'READY=1 carries a one-line STATUS=');
+  t.match(readyA.msg, /^READY=1\nSTATUS=peers up 1\/1, degraded 0, key stock \d+$/, 'READY=1 carries a one-line STATUS=, sent once the first epoch was up (BC-38)');
+  t.match(readyB.msg, /^READY=1\nSTATUS=peers up 1\/1, degraded 0, key stock 0$/, 'gw-b too waited for its first epoch');
+  for (const g of [gwA, gwB]) {
+    const ready = await g.waitFor((l) => l.event === 'ready', 5_000, 'ready logged');
+    t.same(ready.peers_without_epoch, [], `${g.name}: ready with every peer's first epoch`);
+    const at = (e: string): number => g.lines.findIndex((l) => l.event === e);
+    t.ok(at('epoch_switch') >= 0 && at('epoch_switch') < at('ready'), `${g.name}: epoch_switch logged before ready`);
+  }
   t.ok(readyA.listen?.includes(Number((aUp.services as Record<string, number>).web)), `gw-a was listening on its service port when READY=1 arrived (${JSON.stringify(readyA.listen)})`);
   t.ok(
     readyB.listen?.includes(Number(bUp.control)) && readyB.listen?.includes(Number(bUp.data)),

@@ -60,6 +60,7 @@ t.test('happy path: minimal file, every default filled in, paths absolute, deepl
     policies: { default: S6_DEFAULT },
     crypto: { backend: 'auto' },
     log: { level: 'info' },
+    startup: { readyWaitMs: 30000 },
     shutdown: { drainTimeoutMs: 20000 },
   });
   t.same(defaultPolicy(), S6_DEFAULT, 'defaultPolicy() is protocol.md s6 with suites [1]');
