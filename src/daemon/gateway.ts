@@ -46,6 +46,8 @@ export interface GatewayDeps {
 export interface GatewayAddresses {
   control?: number;
   data?: number;
+  /** Prometheus /metrics, /healthz, /readyz (metrics.listen). */
+  metrics?: number;
   services: Record<string, number>;
 }
 
@@ -74,6 +76,7 @@ function sessionPolicy(p: Policy) {
 
 import { planReload, type ReloadPlan } from './reload-plan.js';
 import { startAdminSocket, type AdminSocket } from './admin-socket.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { join } from 'node:path';
 
 export { changedSections, type ReloadPlan } from './reload-plan.js';
@@ -120,6 +123,7 @@ export class Gateway {
   #carrierCrypto: CarrierCrypto = defaultCarrierCrypto;
   #tls: ControlTlsMaterial | null = null;
   #admin: AdminSocket | null = null;
+  #metrics: MetricsServer | null = null;
   #stopped = false;
   /** The AES-256-GCM backend in use and why (set by start). */
   crypto: BackendChoice | null = null;
@@ -359,6 +363,13 @@ export class Gateway {
     return cfg.control.listen !== undefined && cfg.peers.some((p) => roleOf(cfg.identity, p.identity) === 'responder');
   }
 
+  async #startMetrics(cfg: GatewayConfig): Promise<MetricsServer> {
+    const l = cfg.metrics!.listen;
+    const m = await startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log.child({ component: 'metrics' }) });
+    this.addresses.metrics = m.port;
+    return m;
+  }
+
   async #start(): Promise<void> {
     const cfg = this.#cfg;
     const choice = chooseCryptoBackend(cfg.crypto.backend, this.#env);
@@ -375,6 +386,8 @@ export class Gateway {
     this.log.info({ event: 'crypto_backend', backend: choice.backend.name, requested: choice.requested, why: choice.why }, choice.why);
 
     if (cfg.audit?.file) this.#audit = this.#openAudit(cfg.audit.file);
+    // Before the KME client: the latency histogram must see the first enc_keys calls too.
+    if (cfg.metrics) this.#metrics = await this.#startMetrics(cfg);
     this.#kmeDigest = kmeFilesDigest(cfg);
     this.#keySource = this.#makeKeySource(cfg);
     const tls = this.#readControlTls(cfg);
@@ -448,11 +461,14 @@ export class Gateway {
     const drainMs = o.drainMs ?? 0;
     await this.#admin?.close();
     this.#admin = null;
+    await this.#metrics?.close();
+    this.#metrics = null;
     await Promise.all([...this.#services.values()].map((s) => s.close()));
     this.#services.clear();
-    await this.#controlServer?.close();
+    // Stop accepting now; the close resolves once the open control connections end, which
+    // rt.close() below does (awaiting it here would wait forever on a connected peer).
+    const listeners = [this.#controlServer?.close(), this.#dataServer?.close()];
     this.#controlServer = null;
-    await this.#dataServer?.close();
     this.#dataServer = null;
     const open = this.openFlows;
     if (open > 0 && drainMs > 0) {
@@ -463,6 +479,7 @@ export class Gateway {
     for (const d of this.#dialers.values()) d.stop();
     this.#dialers.clear();
     for (const rt of this.peers.values()) rt.close(); // resets carriers left, zeroizes epochs
+    await Promise.all(listeners);
     for (const pool of this.pools.values()) pool.close(); // zeroizes the keys held ahead
     this.pools.clear();
     this.#audit?.close();
@@ -530,6 +547,7 @@ export class Gateway {
     let control: ControlServer | null = null;
     let data: DataServer | null = null;
     let admin: AdminSocket | null = null;
+    let metrics: MetricsServer | null = null;
     const nextAdmin = this.adminSocketPath(next);
     const adminMoved = nextAdmin !== this.adminSocketPath(old);
     const bound = new Map<string, ServiceListener>();
@@ -561,6 +579,12 @@ export class Gateway {
         data = await this.#bindData(next);
         const d = data;
         undo.push(() => d.close());
+      }
+      if (plan.rebind.metrics && next.metrics) {
+        const l = next.metrics.listen;
+        metrics = await startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log.child({ component: 'metrics' }) });
+        const m = metrics;
+        undo.push(() => m.close());
       }
       if (adminMoved && nextAdmin) {
         admin = await this.#startAdmin(nextAdmin);
@@ -631,6 +655,11 @@ export class Gateway {
     if (adminMoved) {
       void this.#admin?.close();
       this.#admin = admin;
+    }
+    if (plan.rebind.metrics) {
+      void this.#metrics?.close();
+      this.#metrics = metrics;
+      this.addresses.metrics = metrics?.port;
     }
 
     for (const name of plan.services.closed) {

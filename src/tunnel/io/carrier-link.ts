@@ -236,7 +236,7 @@ export class CarrierLink implements CarrierHandle {
       this.#end(isCarrierAbort(err) ? err.reason : 'internal', { silent: true });
       return true;
     }
-    this.#rt.noteSealed(e, payload.length);
+    this.#rt.noteSealed(e, payload.length, type === RecordType.DATA ? payload.length : 0);
     this.#lastSent = this.#o.clock.now();
     const ok = this.#carrier.write(rec);
     if (!ok) this.#pauseLocal();

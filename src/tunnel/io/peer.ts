@@ -288,10 +288,13 @@ export class PeerRuntime {
     else if (this.#holdSince === null) this.#holdSince = this.#o.clock.now();
   }
 
-  /** Accounting after sealing `bytes` of plaintext under `e` (may trigger a rekey). */
-  noteSealed(e: Epoch, bytes: number): void {
+  /**
+   * Accounting after sealing `bytes` of plaintext under `e` (may trigger a rekey);
+   * `dataBytes` of them were DATA payload (the traffic counters count only those).
+   */
+  noteSealed(e: Epoch, bytes: number, dataBytes = bytes): void {
     this.traffic.recordsSealed++;
-    this.traffic.bytesSealed += bytes;
+    this.traffic.bytesSealed += dataBytes;
     const acts = this.session.noteSealed(e, bytes, this.#o.clock.now());
     if (acts.length) this.#exec(acts);
   }
