@@ -21,7 +21,7 @@ usage:
   qkdgw kme-sim ctl --admin URL <state|link|faults|quirks|drain|add_keys|reset> [--json '{...}']
                                      drive a running simulator's admin endpoint (tests, demos)
   qkdgw pki init --out DIR --gateways ID,ID --kmes ID,ID [--force]
-  qkdgw check-config [--kme-sim] FILE
+  qkdgw check-config [--kme-sim] [--no-file-checks] FILE
   qkdgw selftest [--backend B] [--json]  crypto known-answer tests, AEAD backends and the choice
   qkdgw demo [--keep] [--bytes SIZE] [--scenario basic|kme-outage]  the whole system on 127.0.0.1
   qkdgw audit verify FILE            check a key audit trail's hash chain (66: no such file)

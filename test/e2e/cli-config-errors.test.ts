@@ -48,3 +48,22 @@ t.test('--help and --version', async (t) => {
   t.equal(v.status, 0);
   t.match(v.stdout, /^qkdgw \d+\.\d+\.\d+/);
 });
+
+t.test('check-config prints every shipped config/ file normalised (--no-file-checks: templates name PKI files not present here)', async (t) => {
+  const { readdirSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const dir = fileURLToPath(new URL('../../config/', import.meta.url));
+  const yamls = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  t.ok(yamls.length >= 2, `${yamls.length} files`);
+  for (const f of yamls) {
+    const sim = f.startsWith('kme-sim');
+    const r = run('check-config', ...(sim ? ['--kme-sim'] : []), '--no-file-checks', join(dir, f));
+    t.equal(r.status, 0, `${f}: exit 0 ${r.stderr}`);
+    const cfg = JSON.parse(r.stdout) as Record<string, unknown>;
+    t.ok(sim ? Array.isArray(cfg.kmes) : typeof cfg.identity === 'string', `${f}: the normalised config as JSON`);
+    if (!sim) t.equal((cfg.shutdown as { drainTimeoutMs: number }).drainTimeoutMs, 20_000, `${f}: defaults filled in, durations in ms`);
+    const strict = run('check-config', ...(sim ? ['--kme-sim'] : []), join(dir, f));
+    t.equal(strict.status, 78, `${f}: without the flag its missing PKI files are refused`);
+    t.match(strict.stderr, /file not found/);
+  }
+});
