@@ -23,6 +23,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initPki } from '../pki/index.js';
 import { Child, type LogLine } from './demo/children.js';
+import { renderStatus } from './status-table.js';
+import { requestStatus } from './status.js';
 import { startLabProcesses } from './demo/lab-processes.js';
 import { startTarget } from './demo/http-target.js';
 import { demoAead, formatDemoAead } from './demo/backend-line.js';
@@ -99,7 +101,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const pki = await initPki({ outDir: join(dir, 'pki'), gateways: ['gw-a', 'gw-b'], kmes: ['KME_A', 'KME_B'] });
     say('  PKI: QKD-network CA (KMEs, SAEs) and gateway-control CA (control channel)');
     target = await startTarget();
-    const lab = await startLabProcesses({ dir, pki, target: { host: '127.0.0.1', port: target.port }, rekeyAfterTime: REKEY_INTERVAL, rekeyJitter: '500ms', hardLimitTime: '30s' }, (c) => children.push(c));
+    const adminA = join(dir, 'gw-a.sock');
+    const lab = await startLabProcesses({ dir, pki, target: { host: '127.0.0.1', port: target.port }, rekeyAfterTime: REKEY_INTERVAL, rekeyJitter: '500ms', hardLimitTime: '30s', adminSockets: { 'gw-a': adminA } }, (c) => children.push(c));
     const { sim, gwA, gwB, servicePort: service } = lab;
     say(`  started: kme-sim (pid ${sim.proc.pid}), gw-b (pid ${gwB.proc.pid}, exit side), gw-a (pid ${gwA.proc.pid}, entry side, service on 127.0.0.1:${service})`);
     await gwA.waitFor((l) => l.event === 'epoch_switch', 20_000, 'the first epoch');
@@ -194,6 +197,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
     }
     const n = epochsA.length;
     if (endEpoch - startEpoch < REKEYS_DURING_STREAM) throw new Error(`only ${endEpoch - startEpoch} rekeys during the stream`);
+    say();
+    say(`$ qkdgw status --socket ${adminA}`);
+    say(renderStatus(await requestStatus(adminA)).trimEnd());
     await stopAll(children);
     for (const c of children) if (c.exited && c.exited.code !== 0) throw new Error(`${c.name} exited with ${JSON.stringify(c.exited)}`);
     say();

@@ -46,6 +46,14 @@ export interface LabOptions {
   simAdmin?: boolean;
   /** Simulator: keys in the link pool at start (default 20). */
   initialKeyCount?: number;
+  /** `admin.socket` of each gateway (for `qkdgw status`), by identity; absent: none. */
+  adminSockets?: Partial<Record<'gw-a' | 'gw-b', string>>;
+}
+
+/** The `admin:` section for gateway `id`, or nothing. */
+function adminSection(o: LabOptions, id: 'gw-a' | 'gw-b'): string {
+  const p = o.adminSockets?.[id];
+  return p ? `admin:\n  socket: ${p}\n` : '';
 }
 
 /** Addresses known once the simulator and gw-b listen (every listener binds port 0 first). */
@@ -158,7 +166,7 @@ exports:
   - name: web
     target: ${o.target.host}:${o.target.port}
     peers: [gw-a]
-${policy(o)}`;
+${policy(o)}${adminSection(o, 'gw-b')}`;
   const f = labFiles(o.dir).gwB;
   writeFileSync(f, text, { mode: 0o600 });
   return f;
@@ -186,7 +194,7 @@ services:
   - name: web
     listen: 127.0.0.1:${servicePort}
     peer: gw-b
-${policy(o)}`;
+${policy(o)}${adminSection(o, 'gw-a')}`;
   const f = labFiles(o.dir).gwA;
   writeFileSync(f, text, { mode: 0o600 });
   return f;
