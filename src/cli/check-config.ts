@@ -21,7 +21,7 @@ export async function checkConfigCommand(argv: string[]): Promise<number> {
   }
   try {
     const checkFiles = !values['no-file-checks'];
-    const cfg = values['kme-sim'] ? loadSimulatorConfig(positionals[0], { checkFiles }) : loadGatewayConfig(positionals[0], { checkFiles });
+    const cfg = values['kme-sim'] ? loadSimulatorConfig(positionals[0], { checkFiles }) : loadGatewayConfig(positionals[0], { checkFiles, credentialsDir: process.env.CREDENTIALS_DIRECTORY });
     process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
     return Exit.OK;
   } catch (e) {

@@ -69,7 +69,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     for (const [sig, h] of Object.entries(earlyHandlers)) process.off(sig, h);
   };
   try {
-    const cfg = loadGatewayConfig(values.config);
+    const cfg = loadGatewayConfig(values.config, { credentialsDir: process.env.CREDENTIALS_DIRECTORY });
     log = makeLogger({ level: cfg.log.level, name: `qkdgw:${cfg.identity}` });
     sd = new SystemdNotifier({ env: process.env, logger: log });
     gw = await Gateway.start(cfg, { logger: log });
@@ -149,7 +149,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         notifier.reloading();
         let rejected: string | null = null;
         try {
-          const plan = await gw.reload(loadGatewayConfig(values.config!));
+          const plan = await gw.reload(loadGatewayConfig(values.config!, { credentialsDir: process.env.CREDENTIALS_DIRECTORY }));
           gw.noteReload(true, plan.changed.length ? `applied: ${plan.changed.join(', ')}` : 'applied (files only)');
         } catch (e) {
           rejected = describeStartError(e).message;

@@ -2,7 +2,8 @@
  * File checks for configuration: referenced files exist, and private keys are not
  * readable by group or others (config-sketch.md; the error says which chmod to run).
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ErrorCodes, QkdgwError } from '../errors.js';
 
 /** A file named by a configuration field, e.g. `{ field: 'kme.key', path: '/etc/qkdgw/sae.key' }`. */
@@ -29,15 +30,27 @@ export function fileProblem(path: string): string | null {
   }
 }
 
+export interface KeyFileOptions {
+  /**
+   * The systemd credentials folder of the service (`$CREDENTIALS_DIRECTORY`, read by the
+   * CLI: L3 does not read the environment). systemd writes each credential 0400 and grants
+   * the service user read access with an ACL entry, and stat() shows that ACL's mask in
+   * the group bits: 0440. So a key file directly in this folder may have group read;
+   * every other bit is still refused.
+   */
+  credentialsDir?: string;
+}
+
 /**
- * Refuses private key files that group or others may access (any of mode bits 0o077),
- * listing every offender with the command that fixes it. Skipped on Windows, where the
- * mode bits say nothing.
+ * Refuses private key files that group or others may access (any of mode bits 0o077,
+ * except group read for a file directly in `opts.credentialsDir`), listing every offender
+ * with the command that fixes it. Skipped on Windows, where the mode bits say nothing.
  * @throws QkdgwError `QKDGW_E_FILE_PERMISSIONS` (some key file too open),
  *   `QKDGW_E_CONFIG_READ` (a key file is missing or not a readable file).
  */
-export function checkKeyFileModes(files: readonly ConfigFile[]): void {
+export function checkKeyFileModes(files: readonly ConfigFile[], opts: KeyFileOptions = {}): void {
   if (process.platform === 'win32') return;
+  const creds = opts.credentialsDir ? realDir(opts.credentialsDir) : null;
   const missing: string[] = [];
   const open: string[] = [];
   for (const f of files) {
@@ -47,7 +60,9 @@ export function checkKeyFileModes(files: readonly ConfigFile[]): void {
       continue;
     }
     const mode = statSync(f.path).mode & 0o777;
-    if ((mode & 0o077) !== 0) {
+    // The folder itself, compared after resolving links: not a name that merely starts with it.
+    const allowed = creds !== null && dirname(realpathSync(f.path)) === creds ? 0o040 : 0;
+    if ((mode & 0o077 & ~allowed) !== 0) {
       open.push(
         `${f.field}: private key ${f.path} is accessible by group or others (mode 0${mode.toString(8)}); run: chmod 600 '${f.path.replace(/'/g, `'\\''`)}'`,
       );
@@ -58,5 +73,14 @@ export function checkKeyFileModes(files: readonly ConfigFile[]): void {
   }
   if (open.length > 0) {
     throw new QkdgwError(ErrorCodes.FILE_PERMISSIONS, open.join('\n'), { files: open.length });
+  }
+}
+
+/** realpath of `dir`, or null when it does not exist (then nothing is exempt). */
+function realDir(dir: string): string | null {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return null;
   }
 }

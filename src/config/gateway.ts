@@ -124,6 +124,8 @@ export interface LoadGatewayOptions {
    * that key files are not open to group/others. Default true; `false` for examples.
    */
   checkFiles?: boolean;
+  /** `$CREDENTIALS_DIRECTORY` of a systemd service: see KeyFileOptions in files.ts. */
+  credentialsDir?: string;
   /**
    * With checkFiles: also parse the certificates and keys and check that they match, that
    * the control certificate names this gateway with the right EKUs and chains to
@@ -238,7 +240,7 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
   }
   if (issues.length > 0) throw new ConfigError(ErrorCodes.CONFIG_INVALID, doc.file, issues);
   const frozen = deepFreeze(cfg);
-  if (checkFiles) checkSecretFiles(frozen);
+  if (checkFiles) checkSecretFiles(frozen, opts.credentialsDir);
   return frozen;
 }
 
@@ -248,11 +250,14 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
  * @throws QkdgwError `QKDGW_E_FILE_PERMISSIONS` (message names each file and the `chmod 600` to run),
  *   `QKDGW_E_CONFIG_READ` (a key file is missing or unreadable).
  */
-export function checkSecretFiles(cfg: Pick<GatewayConfig, 'kme' | 'control'>): void {
-  checkKeyFileModes([
-    { field: 'kme.key', path: cfg.kme.key },
-    { field: 'control.key', path: cfg.control.key },
-  ]);
+export function checkSecretFiles(cfg: Pick<GatewayConfig, 'kme' | 'control'>, credentialsDir?: string): void {
+  checkKeyFileModes(
+    [
+      { field: 'kme.key', path: cfg.kme.key },
+      { field: 'control.key', path: cfg.control.key },
+    ],
+    { credentialsDir },
+  );
 }
 
 /** The `default` policy as protocol.md s6 defines it (suites [1]). */

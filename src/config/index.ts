@@ -11,7 +11,7 @@ export type { GatewayConfig, LoadGatewayOptions, PeerConfig, Policy } from './ga
 export { isInitiator } from './gateway-rules.js';
 export { checkSimulatorSecretFiles, loadSimulatorConfig, readSimulatorPems, simulatorSchema } from './simulator.js';
 export type { LoadSimulatorOptions, SimulatorConfig, SimulatorKmeConfig } from './simulator.js';
-export { checkKeyFileModes, type ConfigFile } from './files.js';
+export { checkKeyFileModes, type ConfigFile, type KeyFileOptions } from './files.js';
 export { formatHostPort, MAX_DURATION_MS, parseDuration, parseHostPort, parseSize } from './units.js';
 export type { HostPort, Parsed } from './units.js';
 export { schemaPath } from './schemas.js';

@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { initPki } from '../../../src/pki/index.js';
 import { startLabProcesses } from '../../../src/cli/demo/lab-processes.js';
+import { writeGwAConfig } from '../../../src/daemon/lab.js';
+import { QKDGW_BIN } from '../../../src/cli/demo/children.js';
 import type { Child } from '../../../src/cli/demo/children.js';
 import type { NativeBinding } from '../../../src/crypto/native/binding.js';
 import { nativeMissingMessage, nativeStatus, REQUIRE_NATIVE } from '../../vectors/aead-backends.js';
@@ -324,4 +326,30 @@ withAddon(t, 'BC-38 qkdgw run under NOTIFY_SOCKET + WATCHDOG_USEC: READY after l
   t.equal(seqB.at(-1), 'STOPPING=1', 'gw-b: STOPPING=1 last');
   t.ok(seqB.filter((k) => k === 'WATCHDOG=1').length >= 3, 'gw-b fed its watchdog too');
   t.equal(seqB.filter((k) => k === 'READY=1').length, 1, 'gw-b: exactly one READY=1');
+});
+
+withAddon(t, 'BC-38 a peer that never answers: READY=1 after startup.ready_wait, STATUS= names it; SIGTERM then exits 0', async (t) => {
+  const dir = t.testdir();
+  const path = join(sockDir(t), 'lonely-notify.sock');
+  const rx = new Receiver([path]);
+  t.teardown(() => rx.close());
+  await rx.ready();
+  const pki = await initPki({ outDir: join(dir, 'pki'), gateways: ['gw-a', 'gw-b'], kmes: ['KME_A', 'KME_B'] });
+  const refused = createServer();
+  await new Promise<void>((r) => refused.listen(0, '127.0.0.1', r));
+  const deadPort = (refused.address() as { port: number }).port;
+  await new Promise((r) => refused.close(r)); // nothing listens there now: gw-b never answers
+  const file = writeGwAConfig({ dir, pki, target: { host: '127.0.0.1', port: 1 } }, { kmeAUrl: `https://127.0.0.1:${deadPort}/api/v1`, kmeBUrl: '', controlB: deadPort, dataB: deadPort });
+  writeFileSync(file, `${readFileSync(file, 'utf8')}startup:\n  ready_wait: 1500ms\n`, { mode: 0o600 });
+  const started = Date.now();
+  const gw = spawn(process.execPath, [QKDGW_BIN, 'run', '--config', file], { env: { ...process.env, NOTIFY_SOCKET: path, WATCHDOG_USEC: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => gw.once('exit', (code) => r(code)));
+  t.teardown(() => void gw.kill('SIGKILL'));
+  const got = await rx.until((g) => g.some((d) => first(d.msg) === 'READY=1'), 20_000, 'READY=1');
+  const ready = got.find((d) => first(d.msg) === 'READY=1')!;
+  t.ok(Date.now() - started >= 1_500, 'not before ready_wait ran out');
+  t.match(ready.msg, /^READY=1\nSTATUS=peers up 0\/1, degraded 0, key stock 0; no first epoch yet with gw-b after [12] s$/, 'STATUS= names the peer without an epoch');
+  gw.kill('SIGTERM');
+  t.equal(await exited, 0, 'exit 0 on SIGTERM');
+  await rx.until((g) => g.some((d) => first(d.msg) === 'STOPPING=1'), 5_000, 'STOPPING=1');
 });
