@@ -173,6 +173,8 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
   const reported: PathSegments[] = [];
   /** Pointers (ajv instancePath form) of numbers written in float or exponent notation. */
   const floats = new Set<string>();
+  /** Pointers of integers written in hex (0x) or octal (0o) notation, and how. */
+  const radix = new Map<string, string>();
   const duplicateOffsets = new Set<number>();
   const maxAliases = opts.maxAliasCount ?? DEFAULT_MAX_ALIASES;
   let aliasCount = 0;
@@ -263,6 +265,7 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
         return Number(v);
       }
     }
+    if (typeof v === 'bigint' && /^[-+]?0[xXoO]/.test(src)) radix.set(toPointer(segs), src);
     if (typeof v === 'bigint') {
       if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
         flag(node, segs, `integer ${v} is out of range: the largest accepted is ${Number.MAX_SAFE_INTEGER} (2^53-1)`);
@@ -312,7 +315,7 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
   // After a syntax error the tree is a guess; schema messages about it would mislead.
   if (!aliasBomb && doc.errors.length === 0) {
     const validate = compile(schema);
-    const ok = validate.call({ floats }, data);
+    const ok = validate.call({ floats, radix }, data);
     if (!ok) {
       for (const err of validate.errors ?? []) {
         const mapped = describeAjvError(err, data);
@@ -341,7 +344,7 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
  */
 export function applySchemaDefaults<T>(schema: JsonSchema, value: T): T {
   const validate = compile(schema);
-  if (!validate.call({ floats: new Set<string>() }, value)) {
+  if (!validate.call({ floats: new Set<string>(), radix: new Map<string, string>() }, value)) {
     throw new Error(`default value does not satisfy its schema: ${JSON.stringify(validate.errors)}`);
   }
   return value;
@@ -358,21 +361,28 @@ function getAjv(): Ajv2020 {
   const ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: true, verbose: true, passContext: true });
   // Annotation: the human text for "what is expected" used in messages (editors ignore x- keywords).
   ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' });
-  // Integers must be written as plain digits (BC-33): the loader marks float-notation numbers.
+  // A field that holds a file mode may be written in octal (0o600); any other integer may not.
+  ajv.addKeyword({ keyword: 'x-octal', schemaType: 'boolean' });
+  // Integers must be written as plain decimal digits (BC-33): the loader marks float-notation
+  // numbers (1e9, 5.0) and hex/octal ones (0x10 is a count of 16 nobody meant to write).
   ajv.addKeyword({
     keyword: 'x-plain-integer',
     type: 'number',
     schemaType: 'boolean',
     errors: true,
     validate: function plainInteger(
-      this: { floats?: Set<string> } | undefined,
+      this: { floats?: Set<string>; radix?: Map<string, string> } | undefined,
       enabled: boolean,
       data: number,
-      _parent: unknown,
+      parent: unknown,
       cxt?: { instancePath: string },
     ): boolean {
-      const hit = enabled && Number.isInteger(data) && this?.floats?.has(cxt?.instancePath ?? '') === true;
-      if (hit) (plainInteger as unknown as { errors: unknown[] }).errors = [{ keyword: 'x-plain-integer', params: {} }];
+      const at = cxt?.instancePath ?? '';
+      const float = enabled && Number.isInteger(data) && this?.floats?.has(at) === true;
+      const src = enabled ? this?.radix?.get(at) : undefined;
+      const octalOk = src !== undefined && /^[-+]?0[oO]/.test(src) && (parent as { ['x-octal']?: boolean } | undefined)?.['x-octal'] === true;
+      const hit = float || (src !== undefined && !octalOk);
+      if (hit) (plainInteger as unknown as { errors: unknown[] }).errors = [{ keyword: 'x-plain-integer', params: { notation: float ? 'float' : src } }];
       return !hit;
     },
   });
@@ -438,6 +448,7 @@ function describeAjvError(err: ErrorObject, root: unknown): MappedError | null {
     case 'type':
       return { segs, message: `expected ${expected ?? article(String(p.type))}, got ${describe(data)}` };
     case 'x-plain-integer':
+      if (typeof p.notation === 'string' && p.notation !== 'float') return { segs, message: `expected an integer written as plain decimal digits, got ${p.notation} (write ${String(data)})` };
       return { segs, message: `expected an integer written as plain digits, got ${describe(data)} in float or exponent notation (write ${String(data)})` };
     case 'pattern':
     case 'format':

@@ -200,6 +200,7 @@ const table: Array<[string, string, ExpectedIssue[]]> = [
   ['decimal size unit', BASE + 'policies:\n  default:\n    rekey_after_bytes: 64GB\n', [{ line: 16, col: 24, path: 'policies.default.rekey_after_bytes', msg: 'binary unit' }]],
   ['BC-33 count in exponent notation (1e9)', BASE + 'policies:\n  default:\n    rekey_after_records: 1e9\n', [{ line: 16, col: 26, path: 'policies.default.rekey_after_records', msg: 'float or exponent notation' }]],
   ['BC-33 20-digit count', BASE + 'policies:\n  default:\n    hard_limit_records: 18446744073709543423\n', [{ line: 16, col: 25, path: 'policies.default.hard_limit_records', msg: 'out of range' }]],
+  ['BC-33 hex in a count', BASE + 'data:\n  max_new_connections_per_source: 0x10\n', [{ line: 15, col: 35, path: 'data.max_new_connections_per_source', msg: 'plain decimal digits, got 0x10 (write 16)' }]],
   ['BC-33 leading zero in a count', BASE + 'data:\n  max_new_connections_per_source: 0600\n', [{ line: 15, col: 35, path: 'data.max_new_connections_per_source', msg: 'write "0600" as a quoted string, or 0o600' }]],
   ['suites: duplicate and unknown', BASE + 'policies:\n  default:\n    suites: [1, 1, 3]\n', [
     { line: 16, col: 17, path: 'policies.default.suites[1]', msg: 'duplicate item number 1' },

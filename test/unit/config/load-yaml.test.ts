@@ -14,8 +14,8 @@ const schema: JsonSchema = {
   additionalProperties: false,
   properties: {
     kms: { type: 'object', additionalProperties: false, properties: { url: { type: 'string' } } },
-    state_dir_mode: { type: 'integer' },
-    key_file_mode: { type: 'integer' },
+    state_dir_mode: { type: 'integer', 'x-octal': true },
+    key_file_mode: { type: 'integer', 'x-octal': true },
     policy: {
       type: 'object',
       additionalProperties: false,
@@ -84,6 +84,18 @@ t.test('BC-33 plain numbers with a leading zero are refused; 0o600 and "0600" ar
   const ok = load(dir, 'state_dir_mode: 0o700\nkey_file_mode: 0o600\nname: "0600"\n');
   t.same(ok.data, { state_dir_mode: 448, key_file_mode: 384, name: '0600' });
   t.same(load(dir, 'key_file_mode: 0\n').data, { key_file_mode: 0, name: 'dflt' }, 'a lone 0 is fine');
+});
+
+t.test('BC-33 hex and octal notation are refused for counts (0x10 is not a count anybody means); octal only where the schema says x-octal', async (t) => {
+  const dir = t.testdir();
+  expectIssues(t, () => load(dir, 'policy:\n  reject_after_messages: 0x10\n'), ErrorCodes.CONFIG_INVALID, [
+    { line: 2, col: 26, path: 'policy.reject_after_messages', msg: 'expected an integer written as plain decimal digits, got 0x10 (write 16)' },
+  ]);
+  expectIssues(t, () => load(dir, 'policy:\n  reject_after_messages: 0o20\n'), ErrorCodes.CONFIG_INVALID, [
+    { line: 2, col: 26, path: 'policy.reject_after_messages', msg: 'got 0o20 (write 16)' },
+  ]);
+  expectIssues(t, () => load(dir, 'key_file_mode: 0x180\n'), ErrorCodes.CONFIG_INVALID, [{ line: 1, col: 16, path: 'key_file_mode', msg: 'got 0x180 (write 384)' }]);
+  t.same(load(dir, 'policy:\n  reject_after_messages: 16\n').data, { policy: { reject_after_messages: 16 }, name: 'dflt' }, 'decimal is fine');
 });
 
 t.test('BC-33 a 20-digit integer is refused, not rounded', async (t) => {
