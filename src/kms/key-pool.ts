@@ -606,7 +606,9 @@ export class KeyPool {
       ...fields,
       ...over,
     };
-    this.#log[LEVEL[event]]({ ...e }, message(e));
+    // peerSaeId is bound on #log already: repeating it would write the key twice in one JSON line.
+    const { peerSaeId: _bound, ...line } = e;
+    this.#log[LEVEL[event]](line, message(e));
     if (!this.#onEvent) return;
     try {
       this.#onEvent(e);

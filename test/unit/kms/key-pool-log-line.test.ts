@@ -1,0 +1,32 @@
+// A key pool log line names its peer once: the binding carries peerSaeId, the line must not
+// repeat it (pino writes both, giving a JSON object with a duplicate key).
+import t from 'tap';
+import pino from 'pino';
+import { Writable } from 'node:stream';
+import { KeyPool, type KeyPoolSource } from '../../../src/kms/key-pool.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import type { Logger } from '../../../src/util/logger.js';
+
+t.test('key pool lines carry peerSaeId exactly once', async (t) => {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const log = pino({ level: 'trace' }, sink) as unknown as Logger;
+  const source: KeyPoolSource = {
+    getKeys: async () => [],
+    status: async () => {
+      throw new Error('no KME here');
+    },
+  };
+  const pool = new KeyPool({ source, peerSaeId: 'gw-b', clock: new ManualClock(), logger: log, target: 1, statusIntervalMs: 10_000 });
+  pool.start();
+  for (let i = 0; i < 5 && !lines.some((l) => l.includes('"kme_status_failed"')); i++) await new Promise((r) => setImmediate(r));
+  pool.close();
+  const failed = lines.find((l) => l.includes('"kme_status_failed"'));
+  t.ok(failed, 'kme_status_failed written');
+  t.equal(failed!.match(/"peerSaeId"/g)?.length, 1, `peerSaeId once in ${failed}`);
+});
