@@ -2,7 +2,7 @@
  * File checks for configuration: referenced files exist, and private keys are not
  * readable by group or others (config-sketch.md; the error says which chmod to run).
  */
-import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ErrorCodes, QkdgwError } from '../errors.js';
 
@@ -28,6 +28,36 @@ export function fileProblem(path: string): string | null {
     if (code === 'EACCES') return `file not readable by this user: ${path}`;
     return `cannot use ${path} (${code ?? String(e)})`;
   }
+}
+
+/**
+ * Why `path` cannot be the key audit trail, or null: its folder must exist (it is never
+ * created) and be writable; an existing file must be a regular file (not a symbolic link)
+ * not writable by group or others. Whether its content is a trail is checked when the
+ * gateway opens it (src/daemon/audit.ts).
+ */
+export function auditFileProblem(path: string): string | null {
+  const dir = dirname(path);
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a folder`;
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `the folder ${dir} does not exist: create it (owned by the gateway's user, mode 0700)`;
+    if (code === 'EACCES') return `the folder ${dir} is not writable by this user`;
+    return `cannot use the folder ${dir} (${code ?? String(e)})`;
+  }
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // created at start, mode 0600
+    return `cannot use ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
+  }
+  if (st.isSymbolicLink()) return `${path} is a symbolic link: give the real path`;
+  if (!st.isFile()) return `${path} is not a regular file`;
+  if ((st.mode & 0o022) !== 0) return `${path} is writable by group or others (mode 0${(st.mode & 0o777).toString(8)}): chmod 600 it`;
+  return null;
 }
 
 export interface KeyFileOptions {

@@ -7,7 +7,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { ErrorCodes } from '../errors.js';
 import { fromB64Strict } from '../util/bytes.js';
-import { checkKeyFileModes, fileProblem } from './files.js';
+import { auditFileProblem, checkKeyFileModes, fileProblem } from './files.js';
 import { deepFreeze } from './freeze.js';
 import { checkGatewayRules, isInitiator } from './gateway-rules.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
@@ -230,6 +230,10 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
         issues.push(doc.issue(segs, problem));
         filesOk = false;
       }
+    }
+    if (cfg.audit) {
+      const problem = auditFileProblem(cfg.audit.file);
+      if (problem !== null) issues.push(doc.issue(['audit', 'file'], problem));
     }
     if (filesOk && issues.length === 0 && opts.checkCertificates !== false) {
       const roles = cfg.peers.map((p) => isInitiator(cfg.identity, p.identity));

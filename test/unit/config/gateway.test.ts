@@ -2,7 +2,7 @@
  * Gateway configuration: defaults (protocol.md s6), normalisation, the error table
  * (schema, units, cross-field rules, protocol.md s6 refusal rules) and key file modes.
  */
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { ErrorCodes, QkdgwError } from '../../../src/errors.js';
@@ -308,6 +308,23 @@ t.test('private key files open to group or others are refused with the chmod to 
   rmSync(join(dir, 'pki/gw.key'));
   t.throws(() => checkSecretFiles(cfg), { code: ErrorCodes.CONFIG_READ, message: /control\.key: file not found/ });
   t.equal(loadGatewayConfig(file, { checkFiles: false }).identity, 'SAE_A', 'checkFiles: false skips file checks');
+});
+
+t.test('audit.file is checked with the other files: missing folder, symbolic link, group-writable file', async (t) => {
+  const dir = t.testdir();
+  makePki(dir);
+  const at = (p: string): string => writeConfig(dir, 'gw.yaml', `${BASE}audit:\n  file: ${p}\n`);
+  const lineCol = { line: BASE.split('\n').length + 1, col: 9 };
+  expectIssues(t, () => loadGatewayConfig(at('nofolder/audit.jsonl'), { checkCertificates: false }), ErrorCodes.CONFIG_INVALID, [{ ...lineCol, path: 'audit.file', msg: `the folder ${join(dir, 'nofolder')} does not exist` }]);
+  writeFileSync(join(dir, 'real.jsonl'), '');
+  chmodSync(join(dir, 'real.jsonl'), 0o600);
+  symlinkSync(join(dir, 'real.jsonl'), join(dir, 'link.jsonl'));
+  expectIssues(t, () => loadGatewayConfig(at('link.jsonl'), { checkCertificates: false }), ErrorCodes.CONFIG_INVALID, [{ ...lineCol, path: 'audit.file', msg: 'is a symbolic link' }]);
+  chmodSync(join(dir, 'real.jsonl'), 0o620);
+  expectIssues(t, () => loadGatewayConfig(at('real.jsonl'), { checkCertificates: false }), ErrorCodes.CONFIG_INVALID, [{ ...lineCol, path: 'audit.file', msg: 'writable by group or others (mode 0620)' }]);
+  chmodSync(join(dir, 'real.jsonl'), 0o600);
+  t.equal(loadGatewayConfig(at('real.jsonl'), { checkCertificates: false }).audit?.file, join(dir, 'real.jsonl'), 'a 0600 file is fine');
+  t.equal(loadGatewayConfig(at('new.jsonl'), { checkCertificates: false }).audit?.file, join(dir, 'new.jsonl'), 'a file not there yet is fine (created at start)');
 });
 
 t.test('BC-35c a file truncated to zero bytes (reload) is refused and the running config is untouched', async (t) => {
