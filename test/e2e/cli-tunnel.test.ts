@@ -2,9 +2,12 @@
 import t from 'tap';
 import { createServer, connect } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initPki } from '../../src/pki/index.js';
 import { startLabProcesses } from '../../src/cli/demo/lab-processes.js';
+import { KEY_LEDGER_ENV, readKeyLedgerDir } from '../../src/kms/simulator/key-ledger.js';
+import { childLogText, describeLeaks, findKeyLeaks } from '../helpers/key-leak.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -14,6 +17,10 @@ t.test('kme-sim + gw-b + gw-a as processes: echo 4 MiB across rekeys, clean SIGT
   const target = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise((r) => target.close(r)));
+  // Issue 5 point 6: the simulator records every key it issues (test-only ledger).
+  mkdirSync(join(dir, 'key-ledger'));
+  process.env[KEY_LEDGER_ENV] = join(dir, 'key-ledger');
+  t.teardown(() => void delete process.env[KEY_LEDGER_ENV]);
   const lab = await startLabProcesses({ dir, pki, target: { host: '127.0.0.1', port: (target.address() as { port: number }).port }, rekeyAfterTime: '2s', rekeyJitter: '0s', hardLimitTime: '30s' });
   t.teardown(() => lab.stop());
   const { sim, gwA: a, gwB: b, servicePort: service } = lab;
@@ -46,4 +53,8 @@ t.test('kme-sim + gw-b + gw-a as processes: echo 4 MiB across rekeys, clean SIGT
   t.equal(a.exited?.code, 0, 'gw-a exits 0 on SIGTERM');
   t.equal(b.exited?.code, 0, 'gw-b exits 0 on SIGTERM');
   t.equal(sim.exited?.code, 0, 'kme-sim exits 0 on SIGTERM');
+  const keys = readKeyLedgerDir(join(dir, 'key-ledger'));
+  t.ok(keys.length >= epochs.length, `issue5-6: the ledger holds ${keys.length} keys`);
+  const hits = findKeyLeaks(keys, { ...childLogText(sim), ...childLogText(a), ...childLogText(b) });
+  t.same(hits, [], `issue5-6: none of them in any output of the three processes${hits.length ? `:\n${describeLeaks(hits)}` : ''}`);
 });

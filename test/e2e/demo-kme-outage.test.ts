@@ -6,6 +6,8 @@ import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { QKDGW_BIN } from '../../src/cli/demo/children.js';
+import { KEY_LEDGER_ENV, readKeyLedgerDir } from '../../src/kms/simulator/key-ledger.js';
+import { describeLeaks, findKeyLeaks } from '../helpers/key-leak.js';
 
 const KEY_ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 
@@ -30,8 +32,10 @@ t.test('qkdgw demo --scenario kme-outage', async (t) => {
   const env = { ...process.env };
   // A TMPDIR of its own names this demo's files (and its children's argv) apart from any
   // other demo a parallel test file runs.
-  const tmp = t.testdir();
+  const tmp = t.testdir({ 'key-ledger': {} });
   env.TMPDIR = tmp;
+  // Issue 5 point 6: both phases' simulators record every key they issue (test-only ledger).
+  env[KEY_LEDGER_ENV] = join(tmp, 'key-ledger');
   const started = Date.now();
   const p = spawn(process.execPath, [QKDGW_BIN, 'demo', '--scenario', 'kme-outage'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -85,6 +89,10 @@ t.test('qkdgw demo --scenario kme-outage', async (t) => {
   // Its children were started with the bin path as argv[1] and config files under TMPDIR.
   const ps = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
   t.notOk(ps.stdout.includes(join(tmp, 'qkdgw-demo-')), 'no demo child process left');
+  const keys = readKeyLedgerDir(join(tmp, 'key-ledger'));
+  t.ok(keys.length >= 4, `issue5-6: the two simulators' ledgers hold ${keys.length} keys`);
+  const hits = findKeyLeaks(keys, { 'qkdgw demo --scenario kme-outage': out });
+  t.same(hits, [], `issue5-6: none of them in the demo's output${hits.length ? `:\n${describeLeaks(hits)}` : ''}`);
 });
 
 t.test('qkdgw demo: an unknown scenario is a usage error', async (t) => {

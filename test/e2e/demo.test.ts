@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QKDGW_BIN } from '../../src/cli/demo/children.js';
+import { KEY_LEDGER_ENV, readKeyLedgerDir } from '../../src/kms/simulator/key-ledger.js';
+import { describeLeaks, findKeyLeaks } from '../helpers/key-leak.js';
 
 const ADDON = join(fileURLToPath(new URL('../../', import.meta.url)), 'native', 'build', 'Release', 'qkdgw_native.node');
 
@@ -17,8 +19,10 @@ t.test('qkdgw demo', async (t) => {
   delete env.QKDGW_NATIVE_ADDON;
   // A TMPDIR of its own names this demo's files (and its children's argv) apart from any
   // other demo that a parallel test file runs at the same time.
-  const tmp = t.testdir();
+  const tmp = t.testdir({ 'key-ledger': {} });
   env.TMPDIR = tmp;
+  // Issue 5 point 6: the demo's simulator records every key it issues (test-only ledger).
+  env[KEY_LEDGER_ENV] = join(tmp, 'key-ledger');
   const p = spawn(process.execPath, [QKDGW_BIN, 'demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -43,4 +47,8 @@ t.test('qkdgw demo', async (t) => {
   ps.stdout.on('data', (c: Buffer) => (list += c.toString()));
   await new Promise((r) => ps.once('exit', r));
   t.notOk(list.includes(join(tmp, 'qkdgw-demo-')), 'no demo child process left');
+  const keys = readKeyLedgerDir(join(tmp, 'key-ledger'));
+  t.ok(keys.length >= n, `issue5-6: the simulator's ledger holds a key per QKD epoch at least (${keys.length})`);
+  const hits = findKeyLeaks(keys, { 'qkdgw demo': out });
+  t.same(hits, [], `issue5-6: none of them in the demo's output${hits.length ? `:\n${describeLeaks(hits)}` : ''}`);
 });

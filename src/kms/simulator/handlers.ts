@@ -40,6 +40,8 @@ export interface KmeContext {
   logger: Logger;
   /** Called after keys were handed out (never with bytes in any log). */
   delivered(side: DeliverySide, master: string, slave: string, keys: readonly PendingKey[]): void;
+  /** Test-only key ledger (key-ledger.ts): sees the bytes of each key once, as issued. */
+  issued?(key: Buffer): void;
 }
 
 const unknownSlave = (slave: string): Reply => ({
@@ -98,6 +100,7 @@ export function handleEncKeys(ctx: KmeContext, caller: string, slave: string, re
   const keys: PendingKey[] = [];
   for (let i = 0; i < count; i++) {
     const bytes = SecretBytes.adopt(randomFillSync(Buffer.allocUnsafeSlow(req.sizeBits / 8)));
+    ctx.issued?.(bytes.expose());
     keys.push({ key_ID: freshKeyId(ctx.store), master: caller, slave, sizeBits: req.sizeBits, bytes, createdAt: now });
   }
   // Serialise before the store may drop (and wipe) old entries.
@@ -124,6 +127,7 @@ function misKey(ctx: KmeContext, keys: PendingKey[]): void {
     const other = randomFillSync(Buffer.allocUnsafeSlow(k.bytes.length));
     // Equal by chance only with probability 2^-(8*length); make even that impossible.
     if (other.equals(k.bytes.expose())) other[0] ^= 1;
+    ctx.issued?.(other);
     k.bytes.wipe();
     k.bytes = SecretBytes.adopt(other);
     ctx.logger.info({ event: 'kme_fault_injected', kme: ctx.peer.kmeId, master_kme: ctx.self.kmeId, fault: 'mismatch', key_ID: k.key_ID });

@@ -7,6 +7,7 @@
  */
 import type { Clock } from '../../util/clock.js';
 import type { Logger } from '../../util/logger.js';
+import type { KeyLedger } from './key-ledger.js';
 import { ErrorCodes, QkdgwError, isQkdgwError } from '../../errors.js';
 import { checkFaults, FAULT_DEFAULTS, type KmeFaultOptions, type KmeFaults } from './faults.js';
 import { isLoopbackHost } from './loopback.js';
@@ -93,6 +94,11 @@ export interface KmeSimOptions extends KmeSimConfig {
   clock?: Clock;
   /** Receives `kme_delivery` lines and diagnostics (default silent). */
   logger?: Logger;
+  /**
+   * TEST ONLY: receives the bytes of every key issued (key-ledger.ts). Default: the file
+   * ledger named by `QKDGW_TEST_KEY_LEDGER` when set, else none. Stays the caller's.
+   */
+  keyLedger?: KeyLedger;
 }
 
 /** The options after validation, with every default filled in. */
@@ -216,7 +222,7 @@ function resolveEndpoint(v: unknown, i: number): ResolvedEndpoint {
  */
 export function resolveKmeSimConfig(input: unknown): ResolvedKmeSimConfig {
   if (!isObject(input)) fail('(root)', 'must be an object');
-  checkKnown(input, '(root)', ['link', 'kmes', 'saeIdFrom', 'quirks', 'faults', 'admin', 'clock', 'logger']);
+  checkKnown(input, '(root)', ['link', 'kmes', 'saeIdFrom', 'quirks', 'faults', 'admin', 'clock', 'logger', 'keyLedger']);
   if (!Array.isArray(input.kmes) || input.kmes.length !== 2) fail('kmes', 'must list exactly two KMEs');
   const kmes: [ResolvedEndpoint, ResolvedEndpoint] = [resolveEndpoint(input.kmes[0], 0), resolveEndpoint(input.kmes[1], 1)];
   if (kmes[0].kmeId === kmes[1].kmeId) fail('kmes[1].kmeId', 'the two KMEs need different IDs');

@@ -13,6 +13,7 @@ import { KEEP_ALIVE_TIMEOUT_MS } from './constants.js';
 import { SimControl, type KmeSimControl } from './control.js';
 import { Delays, gateRequest } from './faults.js';
 import type { DeliverySide, KmeContext } from './handlers.js';
+import { keyLedgerFromEnv, type KeyLedger } from './key-ledger.js';
 import { KeyPool } from './link.js';
 import { resolveKmeSimConfig, type KmeSimOptions, type ResolvedEndpoint, type ResolvedKmeSimConfig } from './options.js';
 import { createRequestListener, type Endpoint } from './router.js';
@@ -104,6 +105,9 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
   readonly control: SimControl;
   readonly delays = new Delays();
   adminServer: KmeAdminServer | null = null;
+  /** Test-only key ledger, and whether this simulator opened it (from the env) and must close it. */
+  ledger: KeyLedger | null = null;
+  ownsLedger = false;
   #enc = 0;
   #dec = 0;
   #requests = 0;
@@ -184,6 +188,7 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
       clock: this.clock,
       logger: this.logger,
       delivered: (side, master, slave, keys) => this.recordDeliveries(self.kmeId, side, master, slave, keys),
+      ...(this.ledger ? { issued: (key: Buffer) => this.ledger!.record(key) } : {}),
     };
     let server: https.Server;
     try {
@@ -253,6 +258,7 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
         }),
       );
       this.store.clear();
+      if (this.ownsLedger) this.ledger?.close();
     })();
     return this.#closing;
   }
@@ -265,14 +271,18 @@ class KmeSimulatorImpl extends EventEmitter implements KmeSimulator {
  * The link pool fills lazily from `clock.now()` at `link.keyRateBps` bit/s, capped at
  * `link.maxKeyCount` keys of `link.keySizeBits` bits. `sim.control` changes the link,
  * faults and quirks at run time; `options.admin` adds the admin HTTP endpoint on loopback.
- * @throws QkdgwError KMS_CONFIG for invalid options (a non-loopback admin host included)
- *   or unusable TLS material, LISTEN when a port cannot be bound (what was started is
- *   closed again)
+ * TEST ONLY: `options.keyLedger`, or else a directory in the environment variable
+ * `QKDGW_TEST_KEY_LEDGER`, records the bytes of every key issued (key-ledger.ts).
+ * @throws QkdgwError KMS_CONFIG for invalid options (a non-loopback admin host included),
+ *   an unusable `QKDGW_TEST_KEY_LEDGER` or unusable TLS material, LISTEN when a port
+ *   cannot be bound (what was started is closed again)
  */
 export async function startKmeSimulator(opts: KmeSimOptions): Promise<KmeSimulator> {
   const config = resolveKmeSimConfig(opts);
   const sim = new KmeSimulatorImpl(config, opts.clock ?? systemClock, opts.logger ?? silentLogger);
   try {
+    sim.ledger = opts.keyLedger ?? keyLedgerFromEnv(process.env, sim.logger);
+    sim.ownsLedger = opts.keyLedger === undefined && sim.ledger !== null;
     await sim.listen(config.kmes[0], config.kmes[1]);
     await sim.listen(config.kmes[1], config.kmes[0]);
     if (config.admin) await sim.startAdmin(config.admin.host, config.admin.port);
