@@ -3,6 +3,7 @@
  * parsed and kept, so the demo can wait on events and report what each side saw.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -24,9 +25,21 @@ export class Child {
   exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   readonly exitedPromise: Promise<void>;
 
-  constructor(name: string, args: string[]) {
+  /**
+   * Spawns `qkdgw ...args`. With `logFile`, everything the process writes (stdout and
+   * stderr, byte for byte) is also appended to that file (mode 0600): the demo keeps each
+   * process's log in its work folder (see `--keep`).
+   */
+  constructor(name: string, args: string[], logFile?: string) {
     this.name = name;
     this.proc = spawn(process.execPath, [QKDGW_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (logFile) {
+      const f: WriteStream = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
+      f.on('error', () => undefined); // a log copy is never worth failing the demo
+      this.proc.stdout!.on('data', (c: Buffer) => f.write(c));
+      this.proc.stderr!.on('data', (c: Buffer) => f.write(c));
+      this.proc.once('close', () => f.end());
+    }
     createInterface({ input: this.proc.stdout! }).on('line', (l) => this.#line(l));
     createInterface({ input: this.proc.stderr! }).on('line', (l) => this.stderr.push(l));
     this.exitedPromise = new Promise((resolve) => {

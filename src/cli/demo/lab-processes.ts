@@ -3,6 +3,7 @@
  * Every listener binds port 0 and the next config is written from the ports the
  * previous process logged, so no port is ever guessed (parallel labs cannot collide).
  */
+import { join } from 'node:path';
 import { labFiles, writeGwAConfig, writeGwBConfig, writeSimConfig, type LabAddresses, type LabFiles, type LabOptions } from '../../daemon/lab.js';
 import { Child } from './children.js';
 
@@ -23,7 +24,7 @@ export interface LabProcesses {
 export async function startLabProcesses(o: LabOptions, started: (c: Child) => void = () => undefined, timeoutMs = 20_000): Promise<LabProcesses> {
   const kids: Child[] = [];
   const spawn = (name: string, args: string[]): Child => {
-    const c = new Child(name, args);
+    const c = new Child(name, args, join(o.dir, `${name}.log`));
     kids.push(c);
     started(c);
     return c;
