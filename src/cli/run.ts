@@ -91,7 +91,12 @@ export async function runCommand(argv: string[]): Promise<number> {
     let lastStatus = '';
     const statusNow = (): string => (lastStatus = gatewayStatusLine(gw));
     const stop = (sig: string): void => {
-      if (stopping) return;
+      if (stopping) {
+        // The operator asked twice: stop waiting for flows (they are reset), then exit as usual.
+        logger.warn({ event: 'drain_cut', signal: sig }, `${sig} again: not waiting for open flows any longer`);
+        gw.endDrain();
+        return;
+      }
       stopping = true;
       watchdog?.stop();
       if (statusTimer) clearInterval(statusTimer);
@@ -108,8 +113,8 @@ export async function runCommand(argv: string[]): Promise<number> {
         },
       );
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
     dropEarly();
     const startServices = (waited: { missing: string[]; waitedMs: number }): void => {
       if (stopping) return;

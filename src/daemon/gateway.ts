@@ -121,7 +121,6 @@ export class Gateway {
   readonly #indexOf = new Map<string, number>();
   readonly #env: NodeJS.ProcessEnv;
   #carrierCrypto: CarrierCrypto = defaultCarrierCrypto;
-  #tls: ControlTlsMaterial | null = null;
   #admin: AdminSocket | null = null;
   #metrics: MetricsServer | null = null;
   #stopped = false;
@@ -391,7 +390,6 @@ export class Gateway {
     this.#kmeDigest = kmeFilesDigest(cfg);
     this.#keySource = this.#makeKeySource(cfg);
     const tls = this.#readControlTls(cfg);
-    this.#tls = tls;
 
     const taken = new Set<number>();
     const built = cfg.peers.map((p) => ({ p, ...this.#buildPeer(cfg, p, taken) }));
@@ -490,19 +488,26 @@ export class Gateway {
     this.#retiredSources.clear();
   }
 
+  /** Ends a drain in progress at once (a second SIGTERM): the flows left are reset. No-op otherwise. */
+  endDrain(): void {
+    this.#endDrain?.();
+  }
+
+  #endDrain: (() => void) | null = null;
+
   /** Resolves with the flows still open once none are, or after `ms` (wall time: real sockets drain in real time). */
   #drain(ms: number): Promise<number> {
     return new Promise((resolve) => {
-      const cancels: Array<() => void> = [];
       let done = false;
       const finish = (): void => {
         if (done) return;
         done = true;
+        this.#endDrain = null;
         clearInterval(poll);
         clearTimeout(deadline);
-        for (const c of cancels) c();
         resolve(this.openFlows);
       };
+      this.#endDrain = finish;
       // Carriers unregister as they end; there is no event per carrier, so poll cheaply.
       const poll = setInterval(() => {
         if (this.openFlows === 0) finish();
@@ -608,7 +613,6 @@ export class Gateway {
 
     // ---- swap: synchronous, cannot fail half-way.
     this.#cfg = next;
-    this.#tls = tls;
     const oldSource = this.#keySource;
     if (ks) {
       this.#keySource = ks;

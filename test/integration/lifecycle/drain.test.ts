@@ -72,3 +72,21 @@ t.test('stop with no open flow does not wait', async (t) => {
   t.ok(Date.now() - t0 < 3_000, 'immediate');
   t.notOk(lab.logA.lines.some((l) => l.event === 'drain_started'), 'no drain when no flow is open');
 });
+
+t.test('endDrain (a second SIGTERM) cuts the drain short: the flow left is reset at once', async (t) => {
+  const lab = await startLab(t);
+  await lab.ready();
+  const c = connect({ host: '127.0.0.1', port: lab.servicePort, allowHalfOpen: true });
+  let got = 0;
+  c.on('data', (d: Buffer) => (got += d.length));
+  c.on('error', () => undefined);
+  c.write('x');
+  await until(() => got === 1, 10_000, 'echo');
+  const t0 = Date.now();
+  const stopping = lab.a.stop({ drainMs: 60_000 });
+  await until(() => lab.logA.lines.some((l) => l.event === 'drain_started'), 5_000, 'drain_started');
+  lab.a.endDrain();
+  await stopping;
+  t.ok(Date.now() - t0 < 5_000, `stop returned at once (${Date.now() - t0} ms), not after 60 s`);
+  t.equal(lab.logA.lines.find((l) => l.event === 'drain_done')?.flows_left, 1, 'the flow left is reported and reset');
+});
