@@ -4,6 +4,7 @@
  * timing rules are the refusal rules at the end of protocol.md s6. Every issue points at
  * the offending field (or the nearest field that was written in the file).
  */
+import { isLoopbackHost } from '../util/loopback.js';
 import { compareBytes } from '../util/bytes.js';
 import type { GatewayConfig, Policy, RawGateway } from './gateway.js';
 import { formatPath, type ConfigIssue } from './issues.js';
@@ -188,10 +189,3 @@ function listenersCollide(a: HostPort, b: HostPort): boolean {
   return false;
 }
 
-/** True for localhost, 127.0.0.0/8, ::1 and ::ffff:127.x.y.z. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h === '::1') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
-}

@@ -10,7 +10,7 @@ import { resolve as resolvePath } from 'node:path';
 import { ErrorCodes, QkdgwError } from '../errors.js';
 import type { ExhaustionMode, KmeSimConfig } from '../kms/simulator/options.js';
 import type { KmeQuirkOptions } from '../kms/simulator/quirks.js';
-import { isLoopbackHost } from '../kms/simulator/loopback.js';
+import { isLoopbackHost } from '../util/loopback.js';
 import { checkKeyFileModes, fileProblem } from './files.js';
 import { deepFreeze } from './freeze.js';
 import { ConfigError, formatPath, type ConfigIssue } from './issues.js';

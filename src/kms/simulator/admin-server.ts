@@ -15,18 +15,20 @@
  *
  * Every success is 200 with the state snapshot (`KmeSimState`) as JSON. Errors are JSON
  * `{"message": "..."}`: 400 for a body that is not a JSON object, an unknown member or a
- * wrong type (nothing is changed then); 403 for a request with an `Origin` header (a web
- * page must not drive it); 404 unknown path; 405 wrong method (with `Allow`); 413 body
+ * wrong type or a member written twice (nothing is changed then); 403 for a request with
+ * an `Origin` header or a `Host` that is not a loopback name or address (a web page, also
+ * through DNS rebinding, must not drive it); 404 unknown path; 405 wrong method (with `Allow`); 413 body
  * over 64 KiB; 415 a POST body whose Content-Type is not application/json.
  */
 import { once } from 'node:events';
+import { isScalar, parseDocument, visit } from 'yaml';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ErrorCodes, QkdgwError, isQkdgwError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import type { KmeSimControl } from './control.js';
 import { expectObject, rejectUnknown } from './input.js';
-import { isLoopbackHost } from './loopback.js';
+import { isLoopbackHost } from '../../util/loopback.js';
 
 /** Path prefix of every admin route. */
 export const ADMIN_PREFIX = '/admin/';
@@ -104,6 +106,9 @@ function readAll(req: IncomingMessage): Promise<Buffer | null> {
 async function handle(table: ReturnType<typeof routes>, req: IncomingMessage): Promise<unknown> {
   const raw = await readAll(req);
   if (req.headers.origin !== undefined) throw new HttpError(403, 'requests from web pages (with an Origin header) are refused');
+  // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 sends no
+  // Origin on a same-origin GET, but its Host still names evil.example.
+  if (!isLoopbackHost(hostOf(req.headers.host))) throw new HttpError(403, `Host ${JSON.stringify(req.headers.host ?? '')} is not a loopback name or address`);
   const path = (req.url ?? '/').split('?')[0];
   const name = path.startsWith(ADMIN_PREFIX) ? path.slice(ADMIN_PREFIX.length) : '';
   const route = Object.hasOwn(table, name) ? table[name] : undefined;
@@ -116,12 +121,15 @@ async function handle(table: ReturnType<typeof routes>, req: IncomingMessage): P
     if (ct === undefined || ct.split(';')[0].trim().toLowerCase() !== 'application/json') {
       throw new HttpError(415, 'Content-Type shall be application/json');
     }
+    const text = raw.toString('utf8');
     try {
-      body = JSON.parse(raw.toString('utf8'));
+      body = JSON.parse(text);
     } catch {
       throw new HttpError(400, 'body is not valid JSON');
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'body shall be a JSON object');
+    const dup = duplicateMember(text);
+    if (dup !== null) throw new HttpError(400, `member ${JSON.stringify(dup)} appears twice; each may appear once (nothing was changed)`);
   }
   try {
     return route.run(body);
@@ -129,6 +137,38 @@ async function handle(table: ReturnType<typeof routes>, req: IncomingMessage): P
     if (isQkdgwError(e, ErrorCodes.KMS_CONFIG)) throw new HttpError(400, e.message);
     throw e;
   }
+}
+
+/** The host part of a Host header (`127.0.0.1:8080`, `[::1]:8080`, `localhost`), or ''. */
+function hostOf(header: string | undefined): string {
+  if (!header) return '';
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(header);
+  if (v6) return v6[1];
+  return header.replace(/:\d+$/, '');
+}
+
+/**
+ * The first member name that appears twice in one object of a JSON text, or null. JSON.parse
+ * keeps the last silently; `{"status503":0,"status503":5}` must not mean whichever came last.
+ * The text is valid JSON (parsed before), which YAML 1.2 reads identically.
+ */
+function duplicateMember(text: string): string | null {
+  let dup: string | null = null;
+  visit(parseDocument(text, { uniqueKeys: false }), {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const k = String(isScalar(pair.key) ? pair.key.value : pair.key);
+        if (seen.has(k)) {
+          dup = k;
+          return visit.BREAK;
+        }
+        seen.add(k);
+      }
+      return undefined;
+    },
+  });
+  return dup;
 }
 
 const urlHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);

@@ -24,7 +24,7 @@ export { type KmeSimControl, type KmeSimState, type KmeLinkInput, type InjectedF
 export { FAULT_DEFAULTS, MSG_INJECTED_503, STALL_CONTENT_LENGTH, type KmeFaults, type KmeFaultOptions } from './faults.js';
 export { QUIRK_DEFAULTS, QUIRK_NAMES, MSG_KEY_NOT_FOUND_404, type KmeQuirks, type KmeQuirkOptions } from './quirks.js';
 export { startKmeSimAdmin, ADMIN_PREFIX, type KmeAdminServer, type KmeAdminServerOptions } from './admin-server.js';
-export { isLoopbackHost } from './loopback.js';
+export { isLoopbackHost } from '../../util/loopback.js';
 export { KEY_LEDGER_ENV, MemoryKeyLedger, FileKeyLedger, keyLedgerFromEnv, readKeyLedgerDir, type KeyLedger } from './key-ledger.js';
 export type { LinkSettings } from './link.js';
 export type { DeliverySide } from './handlers.js';

@@ -10,7 +10,7 @@ import type { Logger } from '../../util/logger.js';
 import type { KeyLedger } from './key-ledger.js';
 import { ErrorCodes, QkdgwError, isQkdgwError } from '../../errors.js';
 import { checkFaults, FAULT_DEFAULTS, type KmeFaultOptions, type KmeFaults } from './faults.js';
-import { isLoopbackHost } from './loopback.js';
+import { isLoopbackHost } from '../../util/loopback.js';
 import { checkQuirks, QUIRK_DEFAULTS, type ExhaustionMode, type KmeQuirkOptions, type KmeQuirks } from './quirks.js';
 
 export type { ExhaustionMode } from './quirks.js';

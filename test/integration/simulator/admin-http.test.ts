@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
+import { request as httpRequest } from 'node:http';
 import { ErrorCodes } from '../../../src/errors.js';
 import { MemoryLogger } from '../../../src/util/logger.js';
 import { loadSimulatorConfig } from '../../../src/config/simulator.js';
@@ -107,6 +108,7 @@ t.test('etsi014-S37 admin bodies are validated strictly: 400 names the member an
     ['POST', '/admin/faults', '{"latencyMs": ', 400, /not valid JSON/],
     ['POST', '/admin/faults', '[1,2]', 400, /shall be a JSON object/],
     ['POST', '/admin/faults', 'null', 400, /shall be a JSON object/],
+    ['POST', '/admin/faults', '{"status503": 0, "latencyMs": 5, "status503": 3}', 400, /member "status503" appears twice/],
     ['GET', '/admin/nope', undefined, 404, /no such admin resource "\/admin\/nope"; routes: \/admin\/state/],
     ['GET', '/api/v1/keys/gw-b/status', undefined, 404, /no such admin resource/],
     ['GET', '/admin/faults', undefined, 405, /use POST/],
@@ -122,6 +124,17 @@ t.test('etsi014-S37 admin bodies are validated strictly: 400 names the member an
   t.equal(form.status, 415, 'a non-JSON content type is refused');
   const web = await admin(url, 'POST', '/admin/reset', {}, { origin: 'http://evil.example' });
   t.equal(web.status, 403, 'a request from a web page (Origin header) is refused');
+  // DNS rebinding: the page's own name in Host (fetch cannot set Host, so node:http does).
+  const rebound = await new Promise<number>((resolve, reject) => {
+    const u = new URL(`${url}/admin/state`);
+    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, headers: { host: `evil.example:${u.port}` } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(rebound, 403, 'a Host that is not loopback is refused (DNS rebinding)');
   const big = await admin(url, 'POST', '/admin/faults', JSON.stringify({ kme: 'x'.repeat(70 * 1024) }));
   t.equal(big.status, 413);
   t.same(h.sim.control.state(), before, 'no refused request changed anything');

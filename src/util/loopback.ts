@@ -1,6 +1,6 @@
 /**
- * Loopback addresses. The simulator's admin endpoint is plain HTTP without authentication,
- * so it may only listen where no other host can reach it (etsi014.md S37 "test-only").
+ * Loopback addresses. The simulator's admin endpoint and the gateway's metrics are plain HTTP
+ * without authentication, so they may only listen where no other host can reach them.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 
