@@ -170,13 +170,15 @@ t.test('exit statuses: 69 no daemon, 77 permission denied, 64 usage, 78 bad conf
   t.equal(r.code, 78, 'a broken config: 78');
   t.match(r.stderr, /bad\.yaml:\d+:\d+: /);
 
-  // The shipped example sets no admin.socket: the default path is tried, and the message says so.
+  // A config without admin.socket: the default path is tried, and the message says so.
+  const noAdmin = join(dir, 'no-admin.yaml');
   const example = fileURLToPath(new URL('../../../config/gateway.example.yaml', import.meta.url));
-  r = await inProcess(['--config', example]);
+  writeFileSync(noAdmin, readFileSync(example, 'utf8').replace(/^admin:\n {2}socket: .*\n/m, ''));
+  r = await inProcess(['--config', noAdmin]);
   if (existsSync('/run/qkdgw/admin.sock')) t.comment('a daemon socket exists at the default path on this machine: not checked');
   else {
-    t.equal(r.code, 69, 'example config (no admin.socket), no daemon: 69');
-    t.match(r.stderr, `${example} sets no admin.socket; tried the default /run/qkdgw/admin.sock`);
+    t.equal(r.code, 69, 'a config without admin.socket, no daemon: 69');
+    t.match(r.stderr, `${noAdmin} sets no admin.socket; tried the default /run/qkdgw/admin.sock`);
     t.match(r.stderr, 'no admin socket at /run/qkdgw/admin.sock');
   }
 });
