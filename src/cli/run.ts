@@ -59,9 +59,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   let log: Logger | undefined;
   let sd: SystemdNotifier | undefined;
   // Signals that arrive during start-up must not kill the process half-built: remember them.
+  // A stop request wins over anything else; a SIGHUP is kept and applied once started
+  // (the file may have changed after it was read).
   let early: string | null = null;
+  let earlyHup = false;
   const onEarly = (sig: string) => (): void => {
-    early ??= sig;
+    if (sig === 'SIGHUP') earlyHup = true;
+    else early ??= sig;
   };
   const earlyHandlers = { SIGINT: onEarly('SIGINT'), SIGTERM: onEarly('SIGTERM'), SIGHUP: onEarly('SIGHUP') };
   for (const [sig, h] of Object.entries(earlyHandlers)) process.on(sig, h);
@@ -121,7 +125,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       // Config loaded, self-test passed, listeners open, first epochs in place or waited for (BC-38).
       const line = statusNow();
       notifier.ready(waited.missing.length ? `${line}; no first epoch yet with ${waited.missing.join(', ')} after ${Math.round(waited.waitedMs / 1000)} s` : line);
-      logger.info({ event: 'ready', waited_ms: waited.waitedMs, peers_without_epoch: waited.missing }, waited.missing.length ? 'ready (some peers have no epoch yet)' : 'ready');
+      // Only under systemd does "ready" mean something beyond gateway_started (first epochs waited for).
+      if (notifier.enabled) logger.info({ event: 'ready', waited_ms: waited.waitedMs, peers_without_epoch: waited.missing }, waited.missing.length ? 'ready (some peers have no epoch yet)' : 'ready');
       if (notifier.enabled) {
         statusTimer = setInterval(() => {
           const before = lastStatus;
@@ -141,13 +146,17 @@ export async function runCommand(argv: string[]): Promise<number> {
       }
     };
     let started: Promise<void> = Promise.resolve();
-    if (early === 'SIGINT' || early === 'SIGTERM') stop(early);
+    if (early !== null) stop(early);
     else if (notifier.enabled) started = waitFirstEpochs(gw, gw.cfg.startup.readyWaitMs, () => stopping).then(startServices);
     else startServices({ missing: [], waitedMs: 0 });
     // SIGHUP: re-read the file; a bad file or an unsupported change keeps the old state (BC-07, BC-35c).
     // A reload waits for READY=1: RELOADING=1 before it would confuse systemd.
     let reloading: Promise<void> = started;
-    process.on('SIGHUP', () => {
+    const onHup = (): void => {
+      if (stopping) {
+        logger.warn({ event: 'reload_ignored', why: 'stopping' }, 'SIGHUP ignored: the gateway is stopping');
+        return;
+      }
       reloading = reloading.then(async () => {
         if (stopping) return;
         logger.info({ event: 'reload_requested', file: values.config });
@@ -166,6 +175,11 @@ export async function runCommand(argv: string[]): Promise<number> {
         const line = statusNow();
         notifier.ready(rejected === null ? line : `reload rejected, running configuration unchanged: ${rejected}; ${line}`);
       });
-    });
+    };
+    process.on('SIGHUP', onHup);
+    if (earlyHup && !stopping) {
+      logger.info({ event: 'reload_queued', why: 'SIGHUP arrived during start-up' });
+      onHup();
+    }
   });
 }
