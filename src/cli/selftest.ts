@@ -31,6 +31,9 @@ export async function selftestCommand(argv: string[] = []): Promise<number> {
   const survey = surveyBackends(safeNative());
   const checks = choice ? runSelfTest(choice.backend) : runSelfTest().filter((c) => !c.name.startsWith('AES-256-GCM on '));
   const ok = choice !== null && checks.every((c) => c.ok);
+  // As `qkdgw run`: a backend that the environment or --backend asks for and cannot have is a
+  // configuration refusal (78); a failed known-answer test is a failure (1).
+  const exit = ok ? Exit.OK : choice === null ? Exit.CONFIG : Exit.FAILURE;
   if (values.json) {
     const out = {
       ok,
@@ -40,7 +43,7 @@ export async function selftestCommand(argv: string[] = []): Promise<number> {
       refusal,
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-    return ok ? Exit.OK : Exit.FAILURE;
+    return exit;
   }
   for (const x of checks) process.stdout.write(`${x.ok ? 'ok  ' : 'FAIL'} ${x.name}\n`);
   process.stdout.write('\nAES-256-GCM backends:\n');
@@ -49,7 +52,7 @@ export async function selftestCommand(argv: string[] = []): Promise<number> {
     process.stdout.write(`  ${r.name.padEnd(6)} ${(r.available ? 'available' : 'unavailable').padEnd(11)} ${st.padEnd(12)}  ${r.detail}\n`);
   }
   process.stdout.write(choice ? `\nbackend: ${choice.backend.name} (${choice.why})\n` : `\nbackend: none (${refusal})\n`);
-  return ok ? Exit.OK : Exit.FAILURE;
+  return exit;
 }
 
 /** The addon status for the survey; a bad QKDGW_NATIVE was already reported as the refusal. */

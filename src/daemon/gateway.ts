@@ -209,7 +209,7 @@ export class Gateway {
       timeoutMs: cfg.kme.timeoutMs,
       decKeysPathSae: cfg.kme.compat.decKeysPathSae,
       clock: this.clock,
-      logger: this.log.child({ component: 'kme' }),
+      logger: this.log, // the client binds component etsi014 itself
       onCall: (c) => this.#observeKmeCall(c),
     });
     return new Etsi014KeySource(client, { clock: this.clock, logger: this.log });
@@ -298,14 +298,14 @@ export class Gateway {
   }
 
   /** Tears a peer down: dialer stopped, carriers reset, control connection closed, pool and epochs zeroized. */
-  #removePeer(peer: string, reason: string): void {
+  #removePeer(peer: string, reason: string, event: 'peer_removed' | 'peer_rebuilt' = 'peer_removed'): void {
     this.#dialers.get(peer)?.stop();
     this.#dialers.delete(peer);
     this.pools.get(peer)?.close();
     this.pools.delete(peer);
     const rt = this.peers.get(peer);
     if (rt) {
-      rt.log.info({ event: 'peer_removed', reason, flows_reset: rt.carrierCount });
+      rt.log.info({ event, reason, flows_reset: rt.carrierCount });
       rt.close();
     }
     this.peers.delete(peer);
@@ -364,7 +364,7 @@ export class Gateway {
 
   async #startMetrics(cfg: GatewayConfig): Promise<MetricsServer> {
     const l = cfg.metrics!.listen;
-    const m = await startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log.child({ component: 'metrics' }) });
+    const m = await startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log }); // binds component metrics itself
     this.addresses.metrics = m.port;
     return m;
   }
@@ -426,7 +426,7 @@ export class Gateway {
   }
 
   async #startAdmin(path: string): Promise<AdminSocket> {
-    const a = await startAdminSocket({ path, source: this, logger: this.log.child({ component: 'admin' }) });
+    const a = await startAdminSocket({ path, source: this, logger: this.log }); // binds component admin itself
     this.log.info({ event: 'admin_listening', socket: path }, `admin socket ${path} (qkdgw status)`);
     return a;
   }
@@ -457,10 +457,6 @@ export class Gateway {
     if (this.#stopped) return;
     this.#stopped = true;
     const drainMs = o.drainMs ?? 0;
-    await this.#admin?.close();
-    this.#admin = null;
-    await this.#metrics?.close();
-    this.#metrics = null;
     await Promise.all([...this.#services.values()].map((s) => s.close()));
     this.#services.clear();
     // Stop accepting now; the close resolves once the open control connections end, which
@@ -476,6 +472,11 @@ export class Gateway {
     }
     for (const d of this.#dialers.values()) d.stop();
     this.#dialers.clear();
+    // Metrics and `qkdgw status` stay up through the drain: that is when an operator watches.
+    await this.#admin?.close();
+    this.#admin = null;
+    await this.#metrics?.close();
+    this.#metrics = null;
     for (const rt of this.peers.values()) rt.close(); // resets carriers left, zeroizes epochs
     await Promise.all(listeners);
     for (const pool of this.pools.values()) pool.close(); // zeroizes the keys held ahead
@@ -587,7 +588,7 @@ export class Gateway {
       }
       if (plan.rebind.metrics && next.metrics) {
         const l = next.metrics.listen;
-        metrics = await startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log.child({ component: 'metrics' }) });
+        metrics = await startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log });
         const m = metrics;
         undo.push(() => m.close());
       }
@@ -626,7 +627,7 @@ export class Gateway {
       this.#audit = audit;
     }
     for (const id of plan.peers.removed) this.#removePeer(id, 'removed from the configuration');
-    for (const id of plan.peers.rebuilt) this.#removePeer(id, 'its configuration or policy changed');
+    for (const id of plan.peers.rebuilt) this.#removePeer(id, 'its configuration or policy changed', 'peer_rebuilt');
     for (const id of plan.peers.kept) {
       // Same runtime and receiver_index; new exports for new carriers.
       const p = next.peers.find((q) => q.identity === id)!;
@@ -692,7 +693,8 @@ export class Gateway {
     this.log.info(
       {
         event: 'reload_applied',
-        sections: plan.changed.length ? plan.changed : ['(files only)'],
+        sections: plan.changed,
+        files_reread: true,
         peers_kept: plan.peers.kept,
         peers_added: plan.peers.added,
         peers_rebuilt: plan.peers.rebuilt,

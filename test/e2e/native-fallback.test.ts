@@ -118,7 +118,7 @@ t.test('package copy without native/build', async (t) => {
 
   t.test('selftest --backend native is refused with QKDGW_E_CRYPTO_BACKEND', async (t) => {
     const r = await qkdgw(bin, ['selftest', '--backend', 'native', '--json'], envWith());
-    t.equal(r.code, 1, 'exit 1');
+    t.equal(r.code, 78, 'exit 78 (a refused backend is a configuration refusal, as for qkdgw run)');
     const j = parseSelftest(t, r, 'selftest --backend native');
     t.equal(j.ok, false, 'ok: false');
     t.equal(j.chosen, null, 'nothing chosen');
@@ -128,7 +128,7 @@ t.test('package copy without native/build', async (t) => {
 
   t.test('QKDGW_NATIVE=1 (require the addon) is refused, not a silent fallback', async (t) => {
     const r = await qkdgw(bin, ['selftest', '--json'], envWith({ QKDGW_NATIVE: '1' }));
-    t.equal(r.code, 1, 'exit 1');
+    t.equal(r.code, 78, 'exit 78');
     t.match(parseSelftest(t, r, 'QKDGW_NATIVE=1').refusal ?? '', /^QKDGW_E_CRYPTO_BACKEND: /, 'refusal code QKDGW_E_CRYPTO_BACKEND');
   });
 

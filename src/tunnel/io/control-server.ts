@@ -114,7 +114,7 @@ export class ControlServer {
 
   #reject(kind: string, message: string, socket?: TLSSocket): void {
     this.rejected.set(kind, (this.rejected.get(kind) ?? 0) + 1);
-    this.#o.logger.warn({ event: 'control_rejected', kind, remote: socket ? `${socket.remoteAddress}:${socket.remotePort}` : undefined }, message);
+    this.#o.logger.warn({ event: 'control_rejected', kind, remote: remoteOf(socket) }, message);
     socket?.destroy();
   }
 
@@ -144,4 +144,16 @@ export class ControlServer {
     if (!s) return;
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }
+}
+
+/**
+ * `address:port` of a control connection's peer, or undefined when no longer known: a TLS
+ * socket that failed its handshake may already be detached, so its raw parent is asked too.
+ */
+function remoteOf(socket: TLSSocket | undefined): string | undefined {
+  if (!socket) return undefined;
+  const raw = (socket as unknown as { _parent?: { remoteAddress?: string; remotePort?: number } })._parent;
+  const addr = socket.remoteAddress ?? raw?.remoteAddress;
+  const port = socket.remotePort ?? raw?.remotePort;
+  return addr === undefined ? undefined : `${addr}:${port ?? '?'}`;
 }

@@ -2,6 +2,10 @@
 // timeout, then reset what is left, zeroize every key and return.
 import t from 'tap';
 import { connect } from 'node:net';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requestStatus } from '../../../src/cli/status.js';
 import { startLab, until } from '../../helpers/lab.js';
 
 function connectOutcome(port: number): Promise<string> {
@@ -12,8 +16,11 @@ function connectOutcome(port: number): Promise<string> {
   });
 }
 
-t.test('a flow that ends during the drain completes intact; new clients are refused at once', async (t) => {
-  const lab = await startLab(t);
+t.test('a flow that ends during the drain completes intact; new clients are refused at once; qkdgw status still answers', async (t) => {
+  const sockDir = mkdtempSync(join(tmpdir(), 'qkdgw-drain-'));
+  t.teardown(() => rmSync(sockDir, { recursive: true, force: true }));
+  const sock = join(sockDir, 'a.sock');
+  const lab = await startLab(t, { editA: (y) => `${y}admin:\n  socket: ${sock}\n` });
   await lab.ready();
   const c = connect({ host: '127.0.0.1', port: lab.servicePort, allowHalfOpen: true });
   let echoed = '';
@@ -27,6 +34,8 @@ t.test('a flow that ends during the drain completes intact; new clients are refu
   t.equal(lab.logA.lines.find((l) => l.event === 'drain_started')?.flows, 1, 'one flow to drain');
   t.equal(await connectOutcome(lab.servicePort), 'ECONNREFUSED', 'the service no longer accepts');
   t.notOk(rt.closed, 'the peer keeps its epochs while flows drain');
+  const during = await requestStatus(sock);
+  t.equal(during.peers[0]?.flowsOpen, 1, 'qkdgw status answers during the drain and shows the flow');
 
   const ended = new Promise<void>((r) => c.once('end', () => r()));
   c.end('during the drain');
@@ -37,6 +46,7 @@ t.test('a flow that ends during the drain completes intact; new clients are refu
   t.equal(echoed, 'before stop;during the drain', 'every byte of the draining flow arrived');
   t.same(lab.logA.lines.find((l) => l.event === 'drain_done'), { ...lab.logA.lines.find((l) => l.event === 'drain_done'), flows_left: 0 }, 'drain_done: no flow left');
   t.ok(rt.closed, 'then the runtime is closed');
+  t.notOk(existsSync(sock), 'and the admin socket is gone');
   t.equal(rt.session.slots.current, null, 'and its epochs are wiped');
 });
 

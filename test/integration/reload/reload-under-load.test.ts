@@ -125,7 +125,7 @@ t.test('a peer whose policy changed is rebuilt (its flows reset, a new first epo
   t.ok(old.closed, 'the old runtime was closed (its epochs zeroized)');
   await closed;
   t.pass('the flow of the old runtime was reset');
-  t.ok(lab.logA.lines.some((l) => l.event === 'peer_removed' && l.peer === 'gw-b'), 'peer_removed logged');
+  t.ok(lab.logA.lines.some((l) => l.event === 'peer_rebuilt' && l.peer === 'gw-b'), 'peer_rebuilt logged');
   await lab.ready(20_000);
   t.not(lab.rtA(), old, 'a new runtime');
   t.equal(await echoOnce(lab.servicePort, 'after the rebuild'), 'after the rebuild', 'traffic flows under the new runtime');
@@ -138,6 +138,7 @@ t.test('a peer whose policy changed is rebuilt (its flows reset, a new first epo
   t.same(plan2.peers, { kept: [], added: ['gw-c'], rebuilt: [], removed: ['gw-b'] });
   t.same(plan2.services.closed, ['web']);
   t.ok(rtB.closed, 'the runtime for gw-b was closed');
+  t.ok(lab.logA.lines.some((l) => l.event === 'peer_removed' && l.peer === 'gw-b'), 'peer_removed logged');
   t.same([...lab.a.peers.keys()], ['gw-c'], 'only gw-c is configured');
   t.same([...lab.a.pools.keys()], ['gw-c'], 'and only its key pool runs');
   await until(() => lab.logB.lines.some((l) => l.event === 'control_down'), 40_000, 'gw-b sees its control channel go');
