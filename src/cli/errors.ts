@@ -7,7 +7,7 @@ const CONFIG_CODES = new Set<string>([ErrorCodes.CONFIG_INVALID, ErrorCodes.CONF
 
 export function describeStartError(e: unknown): { message: string; exit: number } {
   if (isConfigError(e)) return { message: formatConfigError(e), exit: Exit.CONFIG };
-  if (isQkdgwError(e) && CONFIG_CODES.has(e.code)) return { message: `${e.code}: ${e.message}`, exit: Exit.CONFIG };
+  if (isQkdgwError(e) && (CONFIG_CODES.has(e.code) || e.details?.configuration === true)) return { message: `${e.code}: ${e.message}`, exit: Exit.CONFIG };
   if (isQkdgwError(e)) return { message: `${e.code}: ${e.message}`, exit: Exit.FAILURE };
   return { message: e instanceof Error ? e.message : String(e), exit: Exit.FAILURE };
 }

@@ -145,6 +145,12 @@ export async function runCommand(argv: string[]): Promise<number> {
         logger.error({ event: 'watchdog_env_invalid', why: wd.why }, `the systemd watchdog cannot be fed: ${wd.why}`);
       }
     };
+    if (notifier.enabled) {
+      // The shipped unit's TimeoutStartSec=60s / TimeoutStopSec=30s: past them systemd kills the
+      // process mid-wait (no zeroization on a stop). A drop-in may raise them; say so once.
+      if (gw.cfg.shutdown.drainTimeoutMs >= 30_000) logger.warn({ event: 'drain_timeout_long', drain_timeout_ms: gw.cfg.shutdown.drainTimeoutMs }, 'shutdown.drain_timeout is not below the shipped unit\'s TimeoutStopSec=30s: raise TimeoutStopSec in a drop-in, or systemd kills the gateway mid-drain before it zeroizes its keys');
+      if (gw.cfg.startup.readyWaitMs >= 60_000) logger.warn({ event: 'ready_wait_long', ready_wait_ms: gw.cfg.startup.readyWaitMs }, 'startup.ready_wait is not below the shipped unit\'s TimeoutStartSec=60s: raise TimeoutStartSec in a drop-in, or systemd fails the start while the gateway waits for its peers');
+    }
     let started: Promise<void> = Promise.resolve();
     if (early !== null) stop(early);
     else if (notifier.enabled) started = waitFirstEpochs(gw, gw.cfg.startup.readyWaitMs, () => stopping).then(startServices);

@@ -96,6 +96,15 @@ export function checkGatewayRules(cfg: GatewayConfig, raw: RawGateway, doc: Load
     push(['metrics', 'listen'], `metrics must listen on a loopback address (127.0.0.0/8, ::1 or localhost), got ${cfg.metrics.listen.host}; put a TLS reverse proxy in front to scrape it remotely`);
   }
 
+  // A drain or a READY wait longer than an hour is a typo (1h for 1m), not a plan.
+  if (cfg.shutdown.drainTimeoutMs > 3_600_000) push(['shutdown', 'drain_timeout'], 'at most 1h (and keep it below the unit\'s TimeoutStopSec, 30s as shipped)');
+  if (cfg.startup.readyWaitMs > 3_600_000) push(['startup', 'ready_wait'], 'at most 1h (and keep it below the unit\'s TimeoutStartSec, 60s as shipped)');
+
+  // sun_path holds 108 bytes with its NUL: a longer path cannot be bound (static: caught here, not at start).
+  if (cfg.admin && Buffer.byteLength(cfg.admin.socket) > 107) {
+    push(['admin', 'socket'], `a Unix socket path holds at most 107 bytes; ${cfg.admin.socket} has ${Buffer.byteLength(cfg.admin.socket)}`);
+  }
+
   // Listen addresses must not collide (port 0 picks a free port and never collides).
   const listens: Array<{ segs: PathSegments; hp: HostPort }> = [];
   if (cfg.control.listen) listens.push({ segs: ['control', 'listen'], hp: cfg.control.listen });

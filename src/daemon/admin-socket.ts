@@ -64,6 +64,8 @@ export type AdminResponse = { ok: true; status: GatewaySnapshot } | { ok: false;
 
 const fail = (message: string, details: Record<string, unknown>, cause?: unknown): QkdgwError =>
   new QkdgwError(ErrorCodes.ADMIN_SOCKET, message, details, cause === undefined ? undefined : { cause });
+/** A refusal that only a configuration change fixes (`configuration: true`: the CLI exits 78, systemd does not restart-loop). */
+const refuse = (message: string, details: Record<string, unknown>, cause?: unknown): QkdgwError => fail(message, { ...details, configuration: true }, cause);
 
 /**
  * Binds the admin socket at `o.path` (mode 0600) and serves status requests.
@@ -77,9 +79,9 @@ const fail = (message: string, details: Record<string, unknown>, cause?: unknown
 export async function startAdminSocket(o: AdminSocketOptions): Promise<AdminSocket> {
   const path = o.path;
   const log = o.logger.child({ component: 'admin' });
-  if (!isAbsolute(path)) throw fail(`admin.socket ${JSON.stringify(path)} is not an absolute path`, { path });
+  if (!isAbsolute(path)) throw refuse(`admin.socket ${JSON.stringify(path)} is not an absolute path`, { path });
   if (Buffer.byteLength(path) > SUN_PATH_MAX) {
-    throw fail(`admin.socket ${path} is ${Buffer.byteLength(path)} bytes long; a Unix socket path holds at most ${SUN_PATH_MAX}`, { path });
+    throw refuse(`admin.socket ${path} is ${Buffer.byteLength(path)} bytes long; a Unix socket path holds at most ${SUN_PATH_MAX}`, { path });
   }
   checkParent(path);
   await clearStale(path, o.probeTimeoutMs ?? 1_000, o.clock ?? systemClock, log);
@@ -127,9 +129,9 @@ function checkParent(path: string): void {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const hint = code === 'ENOENT' ? 'create it (under systemd: RuntimeDirectory=qkdgw makes /run/qkdgw) or change admin.socket' : String(code);
-    throw fail(`admin.socket ${path}: directory ${dir} does not exist or cannot be read (${hint})`, { path, dir, errno: code }, e);
+    throw refuse(`admin.socket ${path}: directory ${dir} does not exist or cannot be read (${hint})`, { path, dir, errno: code }, e);
   }
-  if (!st.isDirectory()) throw fail(`admin.socket ${path}: ${dir} is not a directory`, { path, dir });
+  if (!st.isDirectory()) throw refuse(`admin.socket ${path}: ${dir} is not a directory`, { path, dir });
 }
 
 /**
@@ -145,7 +147,7 @@ async function clearStale(path: string, probeMs: number, clock: Clock, log: Logg
     throw fail(`admin.socket ${path}: cannot inspect the path (${(e as NodeJS.ErrnoException).code})`, { path }, e);
   }
   if (!st.isSocket()) {
-    throw fail(`admin.socket ${path} exists and is not a socket (${kindOf(st)}); refusing to replace it: remove it or change admin.socket`, { path, kind: kindOf(st) });
+    throw refuse(`admin.socket ${path} exists and is not a socket (${kindOf(st)}); refusing to replace it: remove it or change admin.socket`, { path, kind: kindOf(st) });
   }
   const probe = await probeSocket(path, probeMs, clock);
   if (probe === 'gone') return;

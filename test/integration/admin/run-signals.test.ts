@@ -43,3 +43,9 @@ t.test('a SIGHUP during start-up is applied once the gateway runs', async (t) =>
   process.emit('SIGTERM');
   t.equal(await run, 0, 'then a SIGTERM stops it');
 });
+
+t.test('an admin.socket in a missing folder is a configuration refusal: exit 78 (no systemd restart loop)', async (t) => {
+  const { file, sock } = await config(t);
+  writeFileSync(file, readFileSync(file, 'utf8').replace(sock, '/nonexistent-qkdgw-dir/a.sock'), { mode: 0o600 });
+  t.equal(await runCommand(['--config', file]), 78);
+});

@@ -125,7 +125,7 @@ log:
 metrics:
   listen: 127.0.0.1:9464
 admin:
-  socket: run/admin.sock
+  socket: /run/qkdgw/admin.sock
 audit:
   file: /var/lib/qkdgw/audit.jsonl
 `;
@@ -160,7 +160,7 @@ audit:
   t.equal(cfg.crypto.backend, 'noble');
   t.equal(cfg.log.level, 'debug');
   t.same(cfg.metrics, { listen: { host: '127.0.0.1', port: 9464 } });
-  t.same(cfg.admin, { socket: join(dir, 'run/admin.sock') });
+  t.same(cfg.admin, { socket: '/run/qkdgw/admin.sock' });
   t.same(cfg.audit, { file: '/var/lib/qkdgw/audit.jsonl' });
 });
 
@@ -200,6 +200,9 @@ const table: Array<[string, string, ExpectedIssue[]]> = [
   ['decimal size unit', BASE + 'policies:\n  default:\n    rekey_after_bytes: 64GB\n', [{ line: 16, col: 24, path: 'policies.default.rekey_after_bytes', msg: 'binary unit' }]],
   ['BC-33 count in exponent notation (1e9)', BASE + 'policies:\n  default:\n    rekey_after_records: 1e9\n', [{ line: 16, col: 26, path: 'policies.default.rekey_after_records', msg: 'float or exponent notation' }]],
   ['BC-33 20-digit count', BASE + 'policies:\n  default:\n    hard_limit_records: 18446744073709543423\n', [{ line: 16, col: 25, path: 'policies.default.hard_limit_records', msg: 'out of range' }]],
+  ['drain_timeout of a day', BASE + 'shutdown:\n  drain_timeout: 1d\n', [{ line: 15, col: 18, path: 'shutdown.drain_timeout', msg: 'at most 1h' }]],
+  ['ready_wait of a day', BASE + 'startup:\n  ready_wait: 1d\n', [{ line: 15, col: 15, path: 'startup.ready_wait', msg: 'at most 1h' }]],
+  ['admin.socket too long to bind', BASE + `admin:\n  socket: /run/${'x'.repeat(120)}.sock\n`, [{ line: 15, col: 11, path: 'admin.socket', msg: 'at most 107 bytes' }]],
   ['BC-33 hex in a count', BASE + 'data:\n  max_new_connections_per_source: 0x10\n', [{ line: 15, col: 35, path: 'data.max_new_connections_per_source', msg: 'plain decimal digits, got 0x10 (write 16)' }]],
   ['BC-33 leading zero in a count', BASE + 'data:\n  max_new_connections_per_source: 0600\n', [{ line: 15, col: 35, path: 'data.max_new_connections_per_source', msg: 'write "0600" as a quoted string, or 0o600' }]],
   ['suites: duplicate and unknown', BASE + 'policies:\n  default:\n    suites: [1, 1, 3]\n', [
