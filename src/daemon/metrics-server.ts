@@ -101,7 +101,9 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
   };
 
   const server = createServer(
-    { maxHeaderSize: 8192, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000 },
+    // Node checks headersTimeout/requestTimeout only every connectionsCheckingInterval (30 s by
+    // default): 64 silent connections would hold every slot, /healthz included, that long.
+    { maxHeaderSize: 8192, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000 },
     (req, res) => {
       try {
         handle(req, res);

@@ -403,3 +403,26 @@ t.test('HTTP: an address in use is QKDGW_E_LISTEN and leaves no observer behind'
   }
   t.equal(src.listeners.size, 0);
 });
+
+t.test('64 silent connections (headers never finished) hold /healthz for about headersTimeout, not 30 s', async (t) => {
+  const srv = await startMetricsServer({ source: new FakeSource(), host: '127.0.0.1', port: 0, logger: new MemoryLogger(), processMetrics: false });
+  t.teardown(() => srv.close());
+  const { connect } = await import('node:net');
+  const idle = Array.from({ length: 64 }, () => {
+    const c = connect({ host: '127.0.0.1', port: srv.port });
+    c.on('error', () => undefined);
+    c.write('GET /metrics HTTP/1.1\r\nHost: x\r\n'); // never finished
+    return c;
+  });
+  t.teardown(() => idle.forEach((c) => c.destroy()));
+  await Promise.all(idle.map((c) => new Promise((r) => c.once('connect', r))));
+  const t0 = Date.now();
+  let status = 0;
+  while (status !== 200 && Date.now() - t0 < 15_000) {
+    status = await http(srv.port, 'GET', '/healthz').then((r) => r.status, () => 0);
+    if (status !== 200) await new Promise((r) => setTimeout(r, 100)); // poll, do not spin
+  }
+  const took = Date.now() - t0;
+  t.equal(status, 200, `/healthz answered after ${took} ms`);
+  t.ok(took < 12_000, 'well before the 30 s of Node\'s default connection check');
+});
