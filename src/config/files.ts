@@ -80,7 +80,6 @@ export interface KeyFileOptions {
  */
 export function checkKeyFileModes(files: readonly ConfigFile[], opts: KeyFileOptions = {}): void {
   if (process.platform === 'win32') return;
-  const creds = opts.credentialsDir ? realDir(opts.credentialsDir) : null;
   const missing: string[] = [];
   const open: string[] = [];
   for (const f of files) {
@@ -89,14 +88,8 @@ export function checkKeyFileModes(files: readonly ConfigFile[], opts: KeyFileOpt
       missing.push(`${f.field}: ${problem}`);
       continue;
     }
-    const mode = statSync(f.path).mode & 0o777;
-    // The folder itself, compared after resolving links: not a name that merely starts with it.
-    const allowed = creds !== null && dirname(realpathSync(f.path)) === creds ? 0o040 : 0;
-    if ((mode & 0o077 & ~allowed) !== 0) {
-      open.push(
-        `${f.field}: private key ${f.path} is accessible by group or others (mode 0${mode.toString(8)}); run: chmod 600 '${f.path.replace(/'/g, `'\\''`)}'`,
-      );
-    }
+    const loose = keyFileModeProblem(f.path, opts);
+    if (loose !== null) open.push(`${f.field}: ${loose}`);
   }
   if (missing.length > 0) {
     throw new QkdgwError(ErrorCodes.CONFIG_READ, missing.join('\n'), { files: files.map((f) => f.field) });
@@ -104,6 +97,21 @@ export function checkKeyFileModes(files: readonly ConfigFile[], opts: KeyFileOpt
   if (open.length > 0) {
     throw new QkdgwError(ErrorCodes.FILE_PERMISSIONS, open.join('\n'), { files: open.length });
   }
+}
+
+/**
+ * Why the private key file `path` (which exists) is too open, with the chmod that fixes it,
+ * or null: any of mode bits 0o077, except group read for a file directly in
+ * `opts.credentialsDir`. Always null on Windows, where the mode bits say nothing.
+ */
+export function keyFileModeProblem(path: string, opts: KeyFileOptions = {}): string | null {
+  if (process.platform === 'win32') return null;
+  const creds = opts.credentialsDir ? realDir(opts.credentialsDir) : null;
+  const mode = statSync(path).mode & 0o777;
+  // The folder itself, compared after resolving links: not a name that merely starts with it.
+  const allowed = creds !== null && dirname(realpathSync(path)) === creds ? 0o040 : 0;
+  if ((mode & 0o077 & ~allowed) === 0) return null;
+  return `private key ${path} is accessible by group or others (mode 0${mode.toString(8)}); run: chmod 600 '${path.replace(/'/g, `'\\''`)}'`;
 }
 
 /** realpath of `dir`, or null when it does not exist (then nothing is exempt). */

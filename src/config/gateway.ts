@@ -7,7 +7,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { ErrorCodes } from '../errors.js';
 import { fromB64Strict } from '../util/bytes.js';
-import { auditFileProblem, checkKeyFileModes, fileProblem } from './files.js';
+import { auditFileProblem, checkKeyFileModes, fileProblem, keyFileModeProblem } from './files.js';
 import { deepFreeze } from './freeze.js';
 import { checkGatewayRules, isInitiator } from './gateway-rules.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
@@ -214,6 +214,8 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
   const cfg = normaliseGateway(raw, doc, issues);
   if (issues.length === 0) checkGatewayRules(cfg, raw, doc, issues);
   const checkFiles = opts.checkFiles !== false;
+  /** Private key files open to group or others (QKDGW_E_FILE_PERMISSIONS when nothing else is wrong). */
+  const permissionIssues: ConfigIssue[] = [];
   if (checkFiles) {
     const fields: Array<[PathSegments, string | undefined]> = [
       [['kme', 'ca'], cfg.kme.ca],
@@ -229,6 +231,10 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
       if (problem !== null) {
         issues.push(doc.issue(segs, problem));
         filesOk = false;
+      } else if (p !== undefined && segs[1] === 'key') {
+        // Located like every other problem, and reported with them (not after they are fixed).
+        const loose = keyFileModeProblem(p, { credentialsDir: opts.credentialsDir });
+        if (loose !== null) permissionIssues.push(doc.issue(segs, loose));
       }
     }
     if (cfg.audit) {
@@ -242,10 +248,9 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
       }
     }
   }
-  if (issues.length > 0) throw new ConfigError(ErrorCodes.CONFIG_INVALID, doc.file, issues);
-  const frozen = deepFreeze(cfg);
-  if (checkFiles) checkSecretFiles(frozen, opts.credentialsDir);
-  return frozen;
+  if (issues.length > 0) throw new ConfigError(ErrorCodes.CONFIG_INVALID, doc.file, [...issues, ...permissionIssues]);
+  if (permissionIssues.length > 0) throw new ConfigError(ErrorCodes.FILE_PERMISSIONS, doc.file, permissionIssues);
+  return deepFreeze(cfg);
 }
 
 /**

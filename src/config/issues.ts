@@ -20,7 +20,8 @@ export interface ConfigIssue {
 export type ConfigErrorCode =
   | typeof ErrorCodes.CONFIG_INVALID
   | typeof ErrorCodes.CONFIG_EMPTY
-  | typeof ErrorCodes.CONFIG_READ;
+  | typeof ErrorCodes.CONFIG_READ
+  | typeof ErrorCodes.FILE_PERMISSIONS;
 
 /** Formats one issue as `FILE:LINE:COL: PATH: MESSAGE` (the form editors and CI logs link to). */
 export function formatIssue(i: ConfigIssue): string {

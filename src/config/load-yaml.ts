@@ -7,8 +7,10 @@
  * - duplicate keys are errors (BC-35a; `parseDocument` collects them, it does not throw);
  * - an empty or comment-only file is `QKDGW_E_CONFIG_EMPTY` (BC-35b);
  * - `__proto__`, `constructor`, `prototype` keys are refused anywhere (BC-35d);
- * - plain numbers with a leading zero (`0600`) are refused: YAML 1.2 reads them as decimal
- *   600, not as the octal mode the operator meant (BC-33); `"0600"` or `0o600` are fine;
+ * - integers must be plain decimal digits (BC-33): a leading zero (`0600`: YAML 1.2 reads
+ *   decimal 600, not the octal mode meant), hex (`0x10`) and octal (`0o20`) are refused,
+ *   octal only accepted in a field marked `x-octal` (file modes); a field that wants text
+ *   but got such a number is told what YAML made of it;
  * - integers are parsed as BigInt and refused beyond 2^53-1 instead of being rounded (BC-33);
  * - float or exponent notation (`1e9`, `5.0`) is refused where the schema wants an integer (BC-33);
  * - aliases are limited (alias bombs), explicit tags other than `!!str` are refused.
@@ -258,14 +260,9 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
     if (!isScalar(node)) return null;
     const v = node.value;
     const src = node.type === 'PLAIN' && node.range ? text.slice(node.range[0], node.range[1]).trim() : '';
-    if (typeof v === 'bigint') {
-      if (/^[-+]?0[0-9]+$/.test(src)) {
-        const octal = /^0[0-7]+$/.test(src) ? `, or ${src.replace(/^0+/, '0o')} for octal` : '';
-        flag(node, segs, `number ${src} has a leading zero, which YAML 1.2 reads as decimal ${String(v)}; write "${src}" as a quoted string${octal}`);
-        return Number(v);
-      }
-    }
-    if (typeof v === 'bigint' && /^[-+]?0[xXoO]/.test(src)) radix.set(toPointer(segs), src);
+    // Hex, octal and leading-zero integers: the schema decides (x-plain-integer, x-octal), and
+    // a field that wants text is told what YAML made of it (describeAjvError, `type`).
+    if (typeof v === 'bigint' && (/^[-+]?0[xXoO]/.test(src) || /^[-+]?0[0-9]+$/.test(src))) radix.set(toPointer(segs), src);
     if (typeof v === 'bigint') {
       if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
         flag(node, segs, `integer ${v} is out of range: the largest accepted is ${Number.MAX_SAFE_INTEGER} (2^53-1)`);
@@ -318,7 +315,7 @@ export function parseYamlText(text: string, file: string, schema: JsonSchema, op
     const ok = validate.call({ floats, radix }, data);
     if (!ok) {
       for (const err of validate.errors ?? []) {
-        const mapped = describeAjvError(err, data);
+        const mapped = describeAjvError(err, data, radix);
         if (mapped === null) continue;
         if (reported.some((r) => isPrefix(r, mapped.segs))) continue;
         issues.push({ file, ...position(mapped.segs, mapped.atKey === true), path: formatPath(mapped.segs), message: mapped.message });
@@ -382,7 +379,8 @@ function getAjv(): Ajv2020 {
       const src = enabled ? this?.radix?.get(at) : undefined;
       const octalOk = src !== undefined && /^[-+]?0[oO]/.test(src) && (parent as { ['x-octal']?: boolean } | undefined)?.['x-octal'] === true;
       const hit = float || (src !== undefined && !octalOk);
-      if (hit) (plainInteger as unknown as { errors: unknown[] }).errors = [{ keyword: 'x-plain-integer', params: { notation: float ? 'float' : src } }];
+      const octalField = (parent as { ['x-octal']?: boolean } | undefined)?.['x-octal'] === true;
+      if (hit) (plainInteger as unknown as { errors: unknown[] }).errors = [{ keyword: 'x-plain-integer', params: { notation: float ? 'float' : src, octalField } }];
       return !hit;
     },
   });
@@ -419,7 +417,7 @@ interface MappedError {
   atKey?: boolean;
 }
 
-function describeAjvError(err: ErrorObject, root: unknown): MappedError | null {
+function describeAjvError(err: ErrorObject, root: unknown, radix: ReadonlyMap<string, string> = new Map()): MappedError | null {
   const segs = pointerToSegments(err.instancePath, root);
   const parent = (err.parentSchema ?? {}) as JsonSchema;
   const expected = typeof parent['x-expected'] === 'string' ? (parent['x-expected'] as string) : undefined;
@@ -445,9 +443,17 @@ function describeAjvError(err: ErrorObject, root: unknown): MappedError | null {
       const hint = near.length > 0 ? `; did you mean ${near.join(' or ')}?` : known.length > 0 ? `; expected one of: ${known.join(', ')}` : '';
       return { segs: [...segs, name], atKey: true, message: `unknown field${hint}` };
     }
-    case 'type':
-      return { segs, message: `expected ${expected ?? article(String(p.type))}, got ${describe(data)}` };
+    case 'type': {
+      const src = radix.get(err.instancePath);
+      const got = src === undefined ? describe(data) : `${src}, which YAML reads as the number ${String(data)} (quote it: "${src}")`;
+      return { segs, message: `expected ${expected ?? article(String(p.type))}, got ${got}` };
+    }
     case 'x-plain-integer':
+      if (typeof p.notation === 'string' && /^[-+]?0[0-9]+$/.test(p.notation)) {
+        const src = p.notation;
+        const fix = p.octalField === true ? `write "${src}" as a quoted string${/^0[0-7]+$/.test(src) ? `, or ${src.replace(/^0+/, '0o')} for octal` : ''}` : `write ${String(data)}`;
+        return { segs, message: `number ${src} has a leading zero, which YAML 1.2 reads as decimal ${String(data)}; ${fix}` };
+      }
       if (typeof p.notation === 'string' && p.notation !== 'float') return { segs, message: `expected an integer written as plain decimal digits, got ${p.notation} (write ${String(data)})` };
       return { segs, message: `expected an integer written as plain digits, got ${describe(data)} in float or exponent notation (write ${String(data)})` };
     case 'pattern':

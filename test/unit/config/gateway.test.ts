@@ -203,8 +203,9 @@ const table: Array<[string, string, ExpectedIssue[]]> = [
   ['drain_timeout of a day', BASE + 'shutdown:\n  drain_timeout: 1d\n', [{ line: 15, col: 18, path: 'shutdown.drain_timeout', msg: 'at most 1h' }]],
   ['ready_wait of a day', BASE + 'startup:\n  ready_wait: 1d\n', [{ line: 15, col: 15, path: 'startup.ready_wait', msg: 'at most 1h' }]],
   ['admin.socket too long to bind', BASE + `admin:\n  socket: /run/${'x'.repeat(120)}.sock\n`, [{ line: 15, col: 11, path: 'admin.socket', msg: 'at most 107 bytes' }]],
+  ['BC-33 a number where text is expected says what YAML made of it', edit('identity: SAE_A', 'identity: 0x1F'), [{ line: 1, col: 11, path: 'identity', msg: 'got 0x1F, which YAML reads as the number 31 (quote it: "0x1F")' }]],
   ['BC-33 hex in a count', BASE + 'data:\n  max_new_connections_per_source: 0x10\n', [{ line: 15, col: 35, path: 'data.max_new_connections_per_source', msg: 'plain decimal digits, got 0x10 (write 16)' }]],
-  ['BC-33 leading zero in a count', BASE + 'data:\n  max_new_connections_per_source: 0600\n', [{ line: 15, col: 35, path: 'data.max_new_connections_per_source', msg: 'write "0600" as a quoted string, or 0o600' }]],
+  ['BC-33 leading zero in a count', BASE + 'data:\n  max_new_connections_per_source: 0600\n', [{ line: 15, col: 35, path: 'data.max_new_connections_per_source', msg: 'number 0600 has a leading zero, which YAML 1.2 reads as decimal 600; write 600' }]],
   ['suites: duplicate and unknown', BASE + 'policies:\n  default:\n    suites: [1, 1, 3]\n', [
     { line: 16, col: 17, path: 'policies.default.suites[1]', msg: 'duplicate item number 1' },
     { line: 16, col: 20, path: 'policies.default.suites[2]', msg: 'expected one of 1 | 2, got number 3' },
@@ -297,7 +298,15 @@ t.test('private key files open to group or others are refused with the chmod to 
   const msg = (err as QkdgwError).message;
   t.match(msg, `kme.key: private key ${join(dir, 'pki/sae.key')} is accessible by group or others (mode 0644); run: chmod 600 '${join(dir, 'pki/sae.key')}'`);
   t.match(msg, `control.key: private key ${join(dir, 'pki/gw.key')}`);
-  t.match(formatConfigError(err), /^QKDGW_E_FILE_PERMISSIONS: kme\.key: /);
+  t.match(formatConfigError(err), /gw\.yaml:6:8: kme\.key: private key .* \(mode 0644\)/, 'located: file:line:col and the field');
+  // Reported together with the other problems of a well-formed file (schema errors come
+  // first, alone: nothing else can be checked in a file of the wrong shape).
+  const both = writeConfig(dir, 'both.yaml', `${BASE}policies:\n  default:\n    hold: 400s\n`);
+  expectIssues(t, () => loadGatewayConfig(both, { checkCertificates: false }), ErrorCodes.CONFIG_INVALID, [
+    { line: 6, col: 8, path: 'kme.key', msg: 'mode 0644' },
+    { line: 10, col: 8, path: 'control.key', msg: 'mode 0644' },
+    { line: 16, col: 11, path: 'policies.default.hold', msg: 'carrier_hold' },
+  ]);
 
   chmodSync(join(dir, 'pki/sae.key'), 0o640);
   chmodSync(join(dir, 'pki/gw.key'), 0o600);
