@@ -204,8 +204,9 @@ export function gatewaySchema(): JsonSchema {
  * @param path the YAML file; relative paths inside it resolve against its folder.
  * @returns a deeply frozen GatewayConfig (times ms, sizes bytes, paths absolute).
  * @throws ConfigError `QKDGW_E_CONFIG_READ` | `_EMPTY` | `_INVALID` with every issue found
- *   (schema issues first; cross-field rules once the shape is right);
- *   QkdgwError `QKDGW_E_FILE_PERMISSIONS` from {@link checkSecretFiles} unless `checkFiles: false`.
+ *   (schema issues first, alone; then cross-field rules and file checks together), each
+ *   located (file:line:col, field path); `QKDGW_E_FILE_PERMISSIONS` when the only problem is
+ *   a private key file open to group or others (skipped with `checkFiles: false`).
  */
 export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): GatewayConfig {
   const doc = loadYamlFile(path, gatewaySchema());
