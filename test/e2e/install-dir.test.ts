@@ -223,7 +223,7 @@ t.test('install path: assembled directory runs on its own', async (t) => {
     t.equal(inService.code, 0, 'with CREDENTIALS_DIRECTORY set (as systemd does), its 0440 file is accepted', { stderr: inService.stderr });
     const outside = await node(bin, ['check-config', join(etc, 'cred.yaml')], cleanEnv());
     t.equal(outside.code, 78, 'without it the same file is refused (exit 78)');
-    t.match(outside.stderr, /QKDGW_E_FILE_PERMISSIONS: kme\.key: .*mode 0440/, 'as open to the group');
+    t.match(outside.stderr, /cred\.yaml:\d+:\d+: kme\.key: .*mode 0440/, 'as open to the group, located in the file');
   });
 
   await t.test('the whole demo runs from the installed folder', async (t) => {
