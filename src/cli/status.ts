@@ -8,6 +8,7 @@
  * the socket (mode 0600) or its directory is not ours; 64 usage; 78 bad config FILE;
  * 1 the daemon answered with an error or something unreadable.
  */
+import { lstatSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { loadGatewayConfig } from '../config/gateway.js';
@@ -85,15 +86,27 @@ export function requestStatus(path: string, timeoutMs = STATUS_TIMEOUT_MS): Prom
       if (Buffer.concat(chunks).includes(0x0a)) return finish();
       const code = e.code ?? '';
       if (code === 'ENOENT') return settle(() => reject(new StatusRequestError('unavailable', `no admin socket at ${path}: ${notRunning}`)));
-      if (code === 'ECONNREFUSED') return settle(() => reject(new StatusRequestError('unavailable', `nothing listens on ${path} (connection refused, a stale socket?): ${notRunning}`)));
+      if (code === 'ECONNREFUSED') {
+        // connect() to a regular file is refused too: say which it is.
+        const what = isSocketPath(path) ? 'nothing listens on it (connection refused: a stale socket?)' : 'it is not a socket';
+        return settle(() => reject(new StatusRequestError('unavailable', `${path}: ${what}: ${notRunning}`)));
+      }
       if (code === 'EACCES' || code === 'EPERM') {
         return settle(() => reject(new StatusRequestError('noperm', `permission denied on ${path}: the admin socket is mode 0600; run as the daemon's user (e.g. sudo -u qkdgw qkdgw status)`)));
       }
-      if (code === 'EAGAIN') return settle(() => reject(new StatusRequestError('unavailable', `${path} accepts no more connections now (the daemon is busy or hung); try again`)));
+      if (code === 'EAGAIN' || code === 'EPIPE' || code === 'ECONNRESET') return settle(() => reject(new StatusRequestError('unavailable', `${path} accepts no more connections now (the daemon is busy or hung): try again (${code})`)));
       if (code === 'ENOTDIR' || code === 'ENOTSOCK') return settle(() => reject(new StatusRequestError('unavailable', `${path} is not a socket: ${notRunning}`)));
       settle(() => reject(new StatusRequestError('failed', `cannot talk to ${path}: ${code || e.message}`)));
     });
   });
+}
+
+function isSocketPath(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
 }
 
 function parseReply(text: string, path: string): GatewaySnapshot {

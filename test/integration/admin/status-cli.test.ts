@@ -129,12 +129,13 @@ t.test('exit statuses: 69 no daemon, 77 permission denied, 64 usage, 78 bad conf
   spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]);
   r = await inProcess(['--socket', stale, '--json']);
   t.equal(r.code, 69, 'stale socket (refused): 69');
-  t.match(r.stderr, `nothing listens on ${stale} (connection refused`);
+  t.match(r.stderr, `${stale}: nothing listens on it (connection refused`);
 
   const file = join(dir, 'file');
   writeFileSync(file, 'x');
   r = await inProcess(['--socket', file]);
   t.equal(r.code, 69, 'a regular file: 69');
+  t.match(r.stderr, `${file}: it is not a socket`, 'and it says so (not "a stale socket?")');
 
   // The socket's own mode must keep other users out: a 0600 socket in a world-searchable directory.
   const live = join(dir, 'live.sock');
