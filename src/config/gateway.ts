@@ -226,12 +226,15 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
       [['control', 'cert'], cfg.control.cert],
       [['control', 'key'], cfg.control.key],
     ];
-    let filesOk = true;
+    // Certificates are checked when the file's shape and rules are right, also when some
+    // files are missing: the ones present are checked, not the missing ones again.
+    const rulesOk = issues.length === 0;
+    const missing = new Set<string>();
     for (const [segs, p] of fields) {
       const problem = p === undefined ? null : fileProblem(p);
       if (problem !== null) {
         issues.push(doc.issue(segs, problem));
-        filesOk = false;
+        missing.add(segs.join('.'));
       } else if (p !== undefined && segs[1] === 'key') {
         // Located like every other problem, and reported with them (not after they are fixed).
         const loose = keyFileModeProblem(p, { credentialsDir: opts.credentialsDir });
@@ -242,9 +245,9 @@ export function loadGatewayConfig(path: string, opts: LoadGatewayOptions = {}): 
       const problem = auditFileProblem(cfg.audit.file);
       if (problem !== null) issues.push(doc.issue(['audit', 'file'], problem));
     }
-    if (filesOk && issues.length === 0 && opts.checkCertificates !== false) {
+    if (rulesOk && opts.checkCertificates !== false) {
       const roles = cfg.peers.map((p) => isInitiator(cfg.identity, p.identity));
-      for (const pr of checkCertificates({ identity: cfg.identity, kme: cfg.kme, control: cfg.control, initiatorOfSome: roles.includes(true), responderOfSome: roles.includes(false) })) {
+      for (const pr of checkCertificates({ identity: cfg.identity, kme: cfg.kme, control: cfg.control, initiatorOfSome: roles.includes(true), responderOfSome: roles.includes(false), skip: missing })) {
         issues.push(doc.issue(pr.path, pr.message));
       }
     }

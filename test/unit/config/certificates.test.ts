@@ -41,3 +41,35 @@ t.test('certificate table', async (t) => {
   const wrongCa = checkCertificates({ ...good, control: { ...good.control, ca: write('other-ca.pem', (await pki.issue('none', { commonName: 'other', ca: true })).cert) } });
   t.ok(wrongCa.some((x) => /not issued by control\.ca/.test(x.message)), 'a control cert from another CA');
 });
+
+t.test('check-config reports a missing file and the certificate problems of the files present, together', async (t) => {
+  const base = t.testdir();
+  const pki = await makeTestPki(t, { dir: join(base, 'pki') });
+  const L = pki.layout;
+  const { loadGatewayConfig } = await import('../../../src/config/gateway.js');
+  const yaml = `identity: gw-a
+kme:
+  url: https://127.0.0.1:1/api/v1
+  ca: ${L.qkdCa.cert}
+  cert: ${join(base, 'missing.pem')}
+  key: ${L.saes['gw-a'].key}
+control:
+  ca: ${L.controlCa.cert}
+  cert: ${L.gateways['gw-a'].cert}
+  key: ${L.saes['gw-a'].key}
+peers:
+  - identity: gw-b
+    control: 127.0.0.1:1
+`;
+  const file = join(base, 'gw.yaml');
+  writeFileSync(file, yaml, { mode: 0o600 });
+  let msg = '';
+  try {
+    loadGatewayConfig(file);
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  t.match(msg, /gw\.yaml:5:\d+: kme\.cert: file not found/, 'the missing file');
+  t.match(msg, /control\.key: this private key does not belong to control\.cert/, 'and, in the same report, the swapped control key');
+  t.notMatch(msg, /kme\.cert: not a usable/, 'the missing file is not reported twice');
+});
