@@ -118,12 +118,16 @@ export class AuditLogMapper {
         const ids = keyIds(f.key_ID);
         return ids.length ? perKey(peer, { event: 'key_discarded', reason: str(f.reason) }, ids) : [];
       }
+      // One record per key_ID, so every key_fetched has its disposal on record.
       case 'key_pool_expired': {
-        const n = num(f.discarded);
-        return [{ event: 'pool_keys_zeroized', peer, reason: `${n ?? 'some'} pooled key(s) older than the maximum key age` }];
+        const ids = keyIds(f.keyIds);
+        const reason = 'pooled key older than the maximum key age';
+        return ids.length ? perKey(peer, { event: 'pool_keys_zeroized', reason }, ids) : [{ event: 'pool_keys_zeroized', peer, reason: `${num(f.discarded) ?? 'some'} ${reason}s` }];
       }
       case 'key_pool_closed': {
+        const ids = keyIds(f.keyIds);
         const n = num(f.zeroized);
+        if (ids.length) return perKey(peer, { event: 'pool_keys_zeroized', reason: 'key pool closed: unused key' }, ids);
         return n ? [{ event: 'pool_keys_zeroized', peer, reason: `key pool closed: ${n} unused key(s)` }] : [];
       }
       case 'qkd_degraded': {

@@ -81,6 +81,8 @@ export interface KeyPoolEvent {
   totalFailures?: number;
   /** keys zeroized (key_pool_expired) */
   discarded?: number;
+  /** their key_IDs (key_pool_expired), for the audit trail */
+  keyIds?: string[];
   /** when the next background refill may run, ms from now (key_pool_refill_failed) */
   retryInMs?: number;
 }
@@ -378,10 +380,14 @@ export class KeyPool {
     this.#cancelStatusTimer?.();
     this.#cancelRefillTimer?.();
     this.#cancelStatusTimer = this.#cancelRefillTimer = null;
-    const n = this.#keys.length;
-    for (const e of this.#keys.splice(0)) e.k.key.wipe();
+    const ids: string[] = [];
+    for (const e of this.#keys.splice(0)) {
+      e.k.key.wipe();
+      ids.push(e.k.keyId);
+    }
+    const n = ids.length;
     for (const reject of [...this.#waiters]) reject(closedError());
-    this.#log.info({ event: 'key_pool_closed', zeroized: n }, `key pool for ${this.peerSaeId} closed; ${n} unused key(s) zeroized`);
+    this.#log.info({ event: 'key_pool_closed', zeroized: n, keyIds: ids }, `key pool for ${this.peerSaeId} closed; ${n} unused key(s) zeroized`);
   }
 
   // ---- internals ----
@@ -505,14 +511,16 @@ export class KeyPool {
   /** Zeroizes pooled keys older than maxKeyAgeMs (they sit at the front: FIFO, non-decreasing times). */
   #purgeExpired(): void {
     const now = this.#clock.now();
-    let n = 0;
+    const ids: string[] = [];
     while (this.#keys.length && now - this.#keys[0].at > this.#o.maxKeyAgeMs) {
-      this.#keys.shift()!.k.key.wipe();
-      n++;
+      const e = this.#keys.shift()!;
+      e.k.key.wipe();
+      ids.push(e.k.keyId);
     }
+    const n = ids.length;
     if (n === 0) return;
     this.#discarded += n;
-    this.#emit('key_pool_expired', { discarded: n });
+    this.#emit('key_pool_expired', { discarded: n, keyIds: ids });
     if (this.#keys.length === 0 && this.target > 0) this.#markEmpty();
     this.#maybeRefill();
   }

@@ -367,6 +367,13 @@ t.test('auditFromLogEvent: the session and pool events map to key lifecycle reco
   t.match(auditFromLogEvent('key_pool_expired', { discarded: 2, peerSaeId: p }, p), [{ event: 'pool_keys_zeroized', reason: /^2 pooled key/ }]);
   t.match(auditFromLogEvent('key_pool_closed', { zeroized: 3 }, p), [{ event: 'pool_keys_zeroized', reason: /closed: 3 unused/ }]);
   t.same(auditFromLogEvent('key_pool_closed', { zeroized: 0 }, p), []);
+  const ids = ['2f1c7a1e-0000-4000-8000-000000000001', '2f1c7a1e-0000-4000-8000-000000000002'];
+  t.same(
+    auditFromLogEvent('key_pool_closed', { zeroized: 2, keyIds: ids }, p),
+    ids.map((key_ID) => ({ event: 'pool_keys_zeroized', peer: p, key_ID, reason: 'key pool closed: unused key' })),
+    'with key_IDs: one record per zeroized key, so each key_fetched has its disposal',
+  );
+  t.same(auditFromLogEvent('key_pool_expired', { discarded: 1, keyIds: [ids[0]] }, p), [{ event: 'pool_keys_zeroized', peer: p, key_ID: ids[0], reason: 'pooled key older than the maximum key age' }]);
   t.same(auditFromLogEvent('control_up', { conn: 1 }, p), [], 'not a key event');
   // With memory, the zeroization of an evicted or discarded epoch names its key_IDs.
   const m = new AuditLogMapper();

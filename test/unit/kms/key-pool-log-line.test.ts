@@ -30,3 +30,30 @@ t.test('key pool lines carry peerSaeId exactly once', async (t) => {
   t.ok(failed, 'kme_status_failed written');
   t.equal(failed!.match(/"peerSaeId"/g)?.length, 1, `peerSaeId once in ${failed}`);
 });
+
+t.test('closing the pool names the key_IDs it zeroized (the audit trail records each disposal)', async (t) => {
+  const { MemoryLogger } = await import('../../../src/util/logger.js');
+  const { SecretBytes } = await import('../../../src/util/secret.js');
+  const log = new MemoryLogger();
+  let n = 0;
+  const handed: string[] = [];
+  const source: KeyPoolSource = {
+    getKeys: async (_peer, count) =>
+      Array.from({ length: count }, () => {
+        const keyId = `7d3c1f00-0000-4000-8000-${String(++n).padStart(12, '0')}`;
+        handed.push(keyId);
+        return { keyId, key: SecretBytes.zero(32) };
+      }),
+    status: async () => {
+      throw new Error('no KME here');
+    },
+  };
+  const pool = new KeyPool({ source, peerSaeId: 'gw-b', clock: new ManualClock(), logger: log, target: 2, statusIntervalMs: 10_000 });
+  pool.start();
+  for (let i = 0; i < 10 && pool.stats().stock < 2; i++) await new Promise((r) => setImmediate(r));
+  t.equal(pool.stats().stock, 2, 'two keys held ahead');
+  pool.close();
+  const closed = log.lines.find((l) => l.event === 'key_pool_closed');
+  t.same(closed?.keyIds, handed.slice(0, 2), 'key_pool_closed lists the key_IDs zeroized');
+  t.equal(closed?.zeroized, 2);
+});
