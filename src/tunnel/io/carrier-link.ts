@@ -462,7 +462,11 @@ export class CarrierLink implements CarrierHandle {
     const now = this.#o.clock.now();
     const t = this.#o.timers;
     const onHold = this.#pending.length > 0;
-    // The dead timer runs only while we read this carrier and no hold is on (protocol.md s5.1).
+    // The dead timer runs only while we read this carrier and no hold is on (protocol.md s5.1):
+    // neither data waiting here nor a pair with no epoch to seal under (a KME outage past the
+    // hard limit). Then the peer cannot send even a KEEPALIVE; the pair's hold bounds the wait.
+    const pairOnHold = this.#rt.sendEpoch() === null;
+    if (pairOnHold) this.#lastRecv = now;
     if (this.#carrierReadPaused || onHold) this.#lastRecv = now;
     if (now - this.#lastRecv >= t.deadAfterMs) return this.#end('liveness timeout', { silent: true });
     if (!onHold && now - this.#lastSent >= t.keepaliveMs && this.#canKeepalive()) this.#trySend(RecordType.KEEPALIVE, EMPTY);
