@@ -31,7 +31,7 @@ export function renderStatus(s: GatewaySnapshot): string {
   else lines.push(...table(POOL_COLUMNS, s.kme.pools.map(poolRow)));
 
   lines.push('');
-  lines.push(s.notReady.length === 0 ? 'ready: yes' : `not ready: peers ${s.notReady.map(clean).join(', ')} (qkd: required, not up in qkd mode)`);
+  lines.push(s.stopping ? 'ready: no (stopping)' : s.notReady.length === 0 ? 'ready: yes' : `not ready: peers ${s.notReady.map(clean).join(', ')} (not up, or not in qkd mode under qkd: required)`);
   return `${lines.map((l) => l.trimEnd()).join('\n')}\n`;
 }
 

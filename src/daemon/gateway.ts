@@ -35,6 +35,11 @@ function timersOf(p: Policy): CarrierTimers {
   return { keepaliveMs: p.keepaliveMs, deadAfterMs: p.deadAfterMs };
 }
 
+/** A status read gets at least 1 s even when polled faster (a 100 ms deadline would fail on any real KME), at most 5 s. */
+function statusDeadline(cfg: GatewayConfig): number {
+  return Math.min(5_000, Math.max(cfg.kme.statusIntervalMs, 1_000));
+}
+
 export interface GatewayDeps {
   logger: Logger;
   clock?: Clock;
@@ -173,6 +178,7 @@ export class Gateway {
       kme: { url: cfg.kme.url, calls: structuredClone(this.#kmeCalls.counts), pools: [...this.pools.values()].map((p) => p.stats()) },
       peers,
       notReady: notReadyPeers(peers),
+      stopping: this.#stopped,
       reloads: structuredClone(this.#reloads),
     };
   }
@@ -234,8 +240,7 @@ export class Gateway {
       target: cfg.kme.pool,
       prefetchAfterFirstTake: true,
       statusIntervalMs: cfg.kme.statusIntervalMs,
-      // A status read gets at least 1 s even when polled faster (a 100 ms deadline would fail on any real KME).
-      statusDeadlineMs: Math.min(5_000, Math.max(cfg.kme.statusIntervalMs, 1_000)),
+      statusDeadlineMs: statusDeadline(cfg),
       rekeyIntervalMs: pol.rekeyAfterTimeMs,
       forecastLowSec: pol.forecastAlarmMs / 1000,
       onEvent: (e) => {
@@ -618,7 +623,9 @@ export class Gateway {
     if (ks) {
       this.#keySource = ks;
       this.#kmeDigest = digest;
-      // Keys held ahead came from the old KME client (maybe another KME): zeroize them.
+    }
+    if (plan.kmeMoved) {
+      // Keys held ahead came from another KME: its peer KME will not know them. Zeroize.
       for (const pool of this.pools.values()) pool.close();
       this.pools.clear();
     }
@@ -628,15 +635,31 @@ export class Gateway {
     }
     for (const id of plan.peers.removed) this.#removePeer(id, 'removed from the configuration');
     for (const id of plan.peers.rebuilt) this.#removePeer(id, 'its configuration or policy changed', 'peer_rebuilt');
-    for (const id of plan.peers.kept) {
-      // Same runtime and receiver_index; new exports for new carriers.
+    for (const id of [...plan.peers.kept, ...plan.peers.retuned]) {
+      // Same runtime and receiver_index (control connection, epochs, flows stay).
       const p = next.peers.find((q) => q.identity === id)!;
-      const idx = this.#indexOf.get(id)!;
-      this.#byIndex.set(idx, { runtime: this.peers.get(id)!, exports: this.#exportsFor(next, id), timers: timersOf(next.policies[p.policy]) });
-      if (ks && this.peers.get(id)!.role === 'initiator' && next.policies[p.policy].qkd !== 'off') {
-        const pool = this.#makePool(next, id, this.peers.get(id)!);
-        this.pools.set(id, pool);
-        pool.start();
+      const pol = next.policies[p.policy];
+      const rt = this.peers.get(id)!;
+      if (plan.peers.retuned.includes(id)) {
+        rt.updatePolicy(sessionPolicy(pol), pol.holdMs);
+        rt.log.info({ event: 'peer_retuned', policy: p.policy, qkd: pol.qkd, suites: pol.suites, rekey_after_ms: pol.rekeyAfterTimeMs, hard_limit_ms: pol.hardLimitTimeMs }, 'new policy applied in place: next handshake and epochs from now on');
+      }
+      const liveness = { pingAfterMs: pol.keepaliveMs, deadAfterMs: pol.deadAfterMs };
+      this.#dialers.get(id)?.setLiveness(liveness);
+      if (this.#responderPeers.has(id)) this.#responderPeers.set(id, { runtime: rt, pin: p.pin, liveness });
+      // New exports and carrier timers for new carriers.
+      this.#byIndex.set(this.#indexOf.get(id)!, { runtime: rt, exports: this.#exportsFor(next, id), timers: timersOf(pol) });
+      // The pool follows kme.pool / status_interval and the policy; its keys and waiters stay.
+      const pool = this.pools.get(id);
+      if (rt.role === 'initiator' && pol.qkd === 'off') {
+        pool?.close();
+        this.pools.delete(id);
+      } else if (pool) {
+        pool.reconfigure({ target: next.kme.pool, statusIntervalMs: next.kme.statusIntervalMs, statusDeadlineMs: statusDeadline(next), forecastLowSec: pol.forecastAlarmMs / 1000 });
+      } else if (rt.role === 'initiator') {
+        const fresh = this.#makePool(next, id, rt);
+        this.pools.set(id, fresh);
+        fresh.start();
       }
     }
     for (const [id, b] of built) this.#installPeer(next, next.peers.find((p) => p.identity === id)!, b.rt, b.receiverIndex);
@@ -696,6 +719,7 @@ export class Gateway {
         sections: plan.changed,
         files_reread: true,
         peers_kept: plan.peers.kept,
+        peers_retuned: plan.peers.retuned,
         peers_added: plan.peers.added,
         peers_rebuilt: plan.peers.rebuilt,
         peers_removed: plan.peers.removed,

@@ -4,8 +4,9 @@
  *
  *   GET /metrics  Prometheus text format (src/daemon/metrics.ts), 500 + one line if collecting fails
  *   GET /healthz  200 `ok` while the process (its event loop) answers
- *   GET /readyz   200 `ready`, or 503 `not ready: <SAE IDs>` naming every peer whose policy
- *                 says `qkd: required` and that is not up in QKD mode (snapshot.notReady)
+ *   GET /readyz   200 `ready`, or 503 `not ready: <SAE IDs>` naming every peer that is not
+ *                 up, or not in QKD mode under `qkd: required` (snapshot.notReady), or
+ *                 503 `not ready: stopping` once a stop began
  *
  * HEAD works on each; other methods get 405, other paths 404, a request body 400. The
  * server binds only the given host; the config layer already refused non-loopback ones.
@@ -85,11 +86,15 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
         return send(res, 200, text, 'ok\n');
       case '/readyz': {
         let notReady: string[];
+        let stopping = false;
         try {
-          notReady = o.source.snapshot().notReady;
+          const snap = o.source.snapshot();
+          notReady = snap.notReady;
+          stopping = snap.stopping === true;
         } catch (e) {
           return failed(res, path, e);
         }
+        if (stopping) return send(res, 503, text, 'not ready: stopping\n');
         return notReady.length === 0 ? send(res, 200, text, 'ready\n') : send(res, 503, text, `not ready: ${notReady.join(' ')}\n`);
       }
       default: // '/metrics'

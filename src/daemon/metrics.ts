@@ -104,7 +104,7 @@ export class GatewayMetrics {
     this.#gauge('qkdgw_peer_mode', 'Key mode of the current epoch, 1 for the current one: qkd (a QKD key is mixed in), degraded (ML-KEM + X25519 only), none (no epoch).', [...PEER_LABELS, 'mode'], (s, put) => {
       for (const p of s.peers) for (const m of PEER_MODES) put({ ...peerLabels(p), mode: m }, p.mode === m ? 1 : 0);
     });
-    this.#gauge('qkdgw_peer_ready', '1 unless the peer blocks /readyz (its policy says qkd: required and it is not up in QKD mode).', PEER_LABELS, (s, put) => {
+    this.#gauge('qkdgw_peer_ready', '1 unless the peer blocks /readyz (not up, or not in QKD mode under qkd: required).', PEER_LABELS, (s, put) => {
       for (const p of s.peers) put(peerLabels(p), s.notReady.includes(p.peer) ? 0 : 1);
     });
     this.#gauge('qkdgw_peer_epoch', 'Number of the current epoch (absent before the first).', PEER_LABELS, (s, put) => {
@@ -123,9 +123,9 @@ export class GatewayMetrics {
       for (const p of s.peers) for (const [reason, n] of Object.entries(p.handshakeFailuresByReason)) put({ ...peerLabels(p), reason }, n);
     });
     this.#peerCounter('qkdgw_peer_epoch_switches_total', 'Switches to a new epoch.', (p) => p.epochSwitches);
-    this.#peerCounter('qkdgw_peer_records_sealed_total', 'Carrier DATA records sealed.', (p) => p.recordsSealed);
+    this.#peerCounter('qkdgw_peer_records_sealed_total', 'Carrier records sealed (every type: OPEN, DATA, FIN, RST, KEEPALIVE).', (p) => p.recordsSealed);
     this.#peerCounter('qkdgw_peer_sealed_bytes_total', 'Plaintext bytes sealed into carrier records (DATA payloads).', (p) => p.bytesSealed);
-    this.#peerCounter('qkdgw_peer_records_opened_total', 'Carrier DATA records opened.', (p) => p.recordsOpened);
+    this.#peerCounter('qkdgw_peer_records_opened_total', 'Carrier records opened and authenticated (every type).', (p) => p.recordsOpened);
     this.#peerCounter('qkdgw_peer_opened_bytes_total', 'Plaintext bytes of the DATA records opened.', (p) => p.bytesOpened);
     this.#peerCounter('qkdgw_peer_auth_failures_total', 'Records that failed AEAD authentication (each closed its carrier).', (p) => p.authFailures);
     this.#peerCounter('qkdgw_peer_replay_drops_total', 'Carrier OPENs refused as replays (protocol.md s5.1).', (p) => p.replayDrops);
@@ -182,7 +182,7 @@ export class GatewayMetrics {
     });
 
     // ------------------------------------------------------------ process
-    this.#gauge('qkdgw_ready', '1 when /readyz answers 200 (every qkd: required peer is up in QKD mode).', [], (s, put) => put({}, s.notReady.length === 0 ? 1 : 0));
+    this.#gauge('qkdgw_ready', '1 when /readyz answers 200 (every peer up, in QKD mode under qkd: required; not stopping).', [], (s, put) => put({}, s.notReady.length === 0 && s.stopping !== true ? 1 : 0));
     this.#gauge('qkdgw_crypto_backend_info', 'AES-256-GCM backend in use (always 1; absent before start).', ['backend'], (s, put) => {
       if (s.backend !== null) put({ backend: s.backend }, 1);
     });

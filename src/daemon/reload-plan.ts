@@ -4,9 +4,11 @@
  * swaps anything, so a plan never half-applies.
  *
  * A peer is kept (its control connection, epochs and flows untouched: no flow reset, no
- * extra epoch) when its own entry, its resolved policy and its role are unchanged; a
- * peer whose entry or policy changed is rebuilt (its flows are reset and a first epoch
- * is negotiated afresh, as for a new peer); a peer that disappeared is torn down.
+ * extra epoch) when its own entry (addresses, pin) and its role are unchanged; if its
+ * resolved policy changed it is retuned in place (the new policy applies to what comes
+ * next: the next handshake, epochs derived from now on, new flows). A peer whose entry
+ * changed is rebuilt (its flows are reset and a first epoch is negotiated afresh, as for a
+ * new peer); a peer that disappeared is torn down.
  */
 import type { GatewayConfig, PeerConfig, Policy } from '../config/gateway.js';
 import type { HostPort } from '../config/units.js';
@@ -23,7 +25,8 @@ export interface ReloadPlan {
   blocked: Array<{ section: string; why: string }>;
   /** Every section whose value changed (for the log line). */
   changed: string[];
-  peers: { kept: string[]; added: string[]; rebuilt: string[]; removed: string[] };
+  /** `kept`: untouched; `retuned`: kept, with its new policy applied in place. */
+  peers: { kept: string[]; retuned: string[]; added: string[]; rebuilt: string[]; removed: string[] };
   services: {
     /** Same name and listen address: the listener stays; its peer and timers are updated. */
     kept: string[];
@@ -34,8 +37,10 @@ export interface ReloadPlan {
   };
   /** A new listener must be bound for these (address changed, added); `false` = keep or none. */
   rebind: { control: boolean; data: boolean; metrics: boolean; admin: boolean };
-  /** The KME client and the key pools are rebuilt (kme section or its files changed). */
+  /** The KME client is rebuilt (kme section or its files changed). */
   kme: boolean;
+  /** The KME URL changed: keys held ahead came from another KME and are zeroized. */
+  kmeMoved: boolean;
   /** The audit trail file changed (opened anew). */
   audit: boolean;
 }
@@ -72,10 +77,13 @@ export function changedSections(a: GatewayConfig, b: GatewayConfig): string[] {
   return Object.keys(sa).filter((k) => !same(sa[k], sb[k]));
 }
 
-/** A peer's entry with its resolved policy and role: what decides whether it can be kept. */
-function peerShape(cfg: GatewayConfig, p: PeerConfig): { peer: PeerConfig; policy: Policy; role: string } {
-  return { peer: p, policy: cfg.policies[p.policy], role: roleOf(cfg.identity, p.identity) };
+/** A peer's entry (without the policy's name) and role: what decides whether it can be kept. */
+function peerShape(cfg: GatewayConfig, p: PeerConfig): { peer: Omit<PeerConfig, 'policy'>; role: string } {
+  const { policy: _name, ...entry } = p;
+  return { peer: entry, role: roleOf(cfg.identity, p.identity) };
 }
+
+const policyOf = (cfg: GatewayConfig, p: PeerConfig): Policy => cfg.policies[p.policy];
 
 /**
  * Compares `old` and `next`. `kmeFilesChanged` says whether the KME CA/certificate/key
@@ -86,12 +94,13 @@ export function planReload(old: GatewayConfig, next: GatewayConfig, kmeFilesChan
   const blocked = changed.filter((s) => s in RESTART_ONLY).map((section) => ({ section, why: RESTART_ONLY[section] }));
 
   const oldPeers = new Map(old.peers.map((p) => [p.identity, p] as const));
-  const peers: ReloadPlan['peers'] = { kept: [], added: [], rebuilt: [], removed: [] };
+  const peers: ReloadPlan['peers'] = { kept: [], retuned: [], added: [], rebuilt: [], removed: [] };
   for (const p of next.peers) {
     const o = oldPeers.get(p.identity);
     if (!o) peers.added.push(p.identity);
-    else if (same(peerShape(old, o), peerShape(next, p))) peers.kept.push(p.identity);
-    else peers.rebuilt.push(p.identity);
+    else if (!same(peerShape(old, o), peerShape(next, p))) peers.rebuilt.push(p.identity);
+    else if (same(policyOf(old, o), policyOf(next, p))) peers.kept.push(p.identity);
+    else peers.retuned.push(p.identity);
   }
   const nextIds = new Set(next.peers.map((p) => p.identity));
   for (const p of old.peers) if (!nextIds.has(p.identity)) peers.removed.push(p.identity);
@@ -121,6 +130,7 @@ export function planReload(old: GatewayConfig, next: GatewayConfig, kmeFilesChan
       admin: (old.admin?.socket ?? null) !== (next.admin?.socket ?? null),
     },
     kme: kmeFilesChanged || !same(old.kme, next.kme),
+    kmeMoved: old.kme.url !== next.kme.url,
     audit: (old.audit?.file ?? null) !== (next.audit?.file ?? null),
   };
 }

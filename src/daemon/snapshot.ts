@@ -75,8 +75,10 @@ export interface GatewaySnapshot {
   backend: string | null;
   kme: { url: string; calls: KmeCallCounts; pools: PoolSnapshot[] };
   peers: PeerSnapshot[];
-  /** Peers whose policy says `qkd: required` and that are not up in QKD mode now. */
+  /** Peers that cannot carry traffic as their policy says (notReadyPeers). */
   notReady: string[];
+  /** A stop has begun (listeners closed, flows draining): not ready whatever the peers. */
+  stopping?: boolean;
   reloads: { ok: number; failed: number; last: { at: string; ok: boolean; detail: string } | null };
 }
 
@@ -147,10 +149,11 @@ export function peerSnapshot(peer: string, policy: string, qkdPolicy: PeerSnapsh
 }
 
 /**
- * Readiness (`/readyz`): every peer whose policy is `qkd: required` is up with a QKD
- * epoch. Returns the peers that are not (empty = ready). `preferred` and `off` peers
- * never block readiness: their policy accepts running without QKD.
+ * Readiness (`/readyz`): every peer can carry traffic as its policy says: up (control
+ * channel and an epoch to seal under), and in QKD mode when its policy is `qkd: required`
+ * (`preferred` and `off` accept a degraded epoch, not none). Returns the peers that are
+ * not (empty = ready).
  */
 export function notReadyPeers(peers: readonly PeerSnapshot[]): string[] {
-  return peers.filter((p) => p.qkdPolicy === 'required' && !(p.state === 'up' && p.mode === 'qkd')).map((p) => p.peer);
+  return peers.filter((p) => p.state !== 'up' || (p.qkdPolicy === 'required' && p.mode !== 'qkd')).map((p) => p.peer);
 }

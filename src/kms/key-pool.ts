@@ -200,7 +200,8 @@ function posNum(v: number, name: string): number {
 
 export class KeyPool {
   readonly peerSaeId: string;
-  readonly target: number;
+  /** Keys held ahead (kme.pool); changed by reconfigure(). */
+  target: number;
   readonly #src: KeyPoolSource;
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -217,7 +218,8 @@ export class KeyPool {
   readonly #refillPolicy: BackoffPolicy;
   readonly #consumption: EventRate;
   readonly #supply: SupplyEstimator;
-  readonly #alarm: LowWatermark;
+  #alarm: LowWatermark;
+  #okFactor: number;
   readonly #keys: Pooled[] = [];
   #inflight: Promise<void> | null = null;
   #refillFailures = 0;
@@ -277,7 +279,34 @@ export class KeyPool {
     const now = this.#clock.now();
     this.#consumption = new EventRate({ windowMs, minSpanMs: Math.min(posNum(o.rateMinSpanMs ?? 60_000, 'rateMinSpanMs'), windowMs), since: now });
     this.#supply = new SupplyEstimator({ windowMs });
+    this.#okFactor = okFactor;
     this.#alarm = new LowWatermark({ lowBelow: forecastLowSec, okAtOrAbove: forecastLowSec * okFactor });
+  }
+
+  /**
+   * Reload (issue 5): new pool size, status interval and deadline (ms), forecast threshold
+   * (seconds), applied in place so that the keys held ahead and the take() calls waiting
+   * stay. A larger target refills at once; a smaller one keeps the keys already held (they
+   * are used first). A new status interval re-arms the next check. Throws KMS_CONFIG on a bad
+   * number (nothing changed then).
+   */
+  reconfigure(o: { target?: number; statusIntervalMs?: number; statusDeadlineMs?: number; forecastLowSec?: number }): void {
+    const target = o.target === undefined ? this.target : posInt(o.target, 'target', 0);
+    const statusIntervalMs = o.statusIntervalMs === undefined ? this.#o.statusIntervalMs : posNum(o.statusIntervalMs, 'statusIntervalMs');
+    const statusDeadlineMs = o.statusDeadlineMs === undefined ? this.#o.statusDeadlineMs : posNum(o.statusDeadlineMs, 'statusDeadlineMs');
+    const forecastLowSec = o.forecastLowSec === undefined ? this.#o.forecastLowSec : posNum(o.forecastLowSec, 'forecastLowSec');
+    if (this.#closed) return;
+    this.target = target;
+    const rearm = statusIntervalMs !== this.#o.statusIntervalMs;
+    this.#o.statusIntervalMs = statusIntervalMs;
+    this.#o.statusDeadlineMs = statusDeadlineMs;
+    if (forecastLowSec !== this.#o.forecastLowSec) {
+      this.#o.forecastLowSec = forecastLowSec;
+      // A new threshold starts unalarmed; the next status check re-evaluates it.
+      this.#alarm = new LowWatermark({ lowBelow: forecastLowSec, okAtOrAbove: forecastLowSec * this.#okFactor });
+    }
+    if (rearm && this.#started && this.#cancelStatusTimer) this.#armStatusTimer();
+    this.#maybeRefill();
   }
 
   /** Starts the status checks (the first one now) and the prefetch. Idempotent. */

@@ -120,10 +120,15 @@ export class EpochSlots {
   next: Epoch | null = null;
   /** Epochs out of the slots whose flow receive secret carriers still pin. */
   readonly retired = new Map<number, Epoch>();
-  readonly #t: SlotTimes;
+  #t: SlotTimes;
 
   constructor(times: SlotTimes) {
     this.#t = times;
+  }
+
+  /** Reload: new grace and carrier hold, ms, for every decision from now on. */
+  setTimes(times: SlotTimes): void {
+    this.#t = { ...times };
   }
 
   /**

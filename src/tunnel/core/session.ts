@@ -189,6 +189,18 @@ export class PeerSession {
     this.slots = new EpochSlots({ graceMs: opts.graceMs, carrierHoldMs: opts.carrierHoldMs });
   }
 
+  /**
+   * Reload (issue 5): a new policy for this pair, applied in place: suites and `qkd` for the
+   * next handshake, rekey triggers and hard limits for epochs derived from now on (the epoch
+   * in force keeps the limits it was derived with, and its drawn rekey time), timeouts,
+   * backoff and the ladder's settings at once, grace and carrier hold for every decision
+   * from now on. Identity, role and receiver_index cannot change this way.
+   */
+  updatePolicy(p: Omit<SessionOptions, 'selfId' | 'peerId' | 'receiverIndex' | 'random' | 'keyFetchTimeoutMs'>): void {
+    Object.assign(this.opts, p);
+    this.slots.setTimes({ graceMs: this.opts.graceMs, carrierHoldMs: this.opts.carrierHoldMs });
+  }
+
   /** L, for tests and status. */
   get maxEpoch(): number {
     return this.#maxEpoch;

@@ -53,6 +53,11 @@ export class ControlDialer {
     this.#o = { ...this.#o, tls };
   }
 
+  /** New PING/dead timers (a policy reload) for the next connection; the open one keeps its own. */
+  setLiveness(liveness: ControlDialerOptions['liveness']): void {
+    this.#o = { ...this.#o, liveness };
+  }
+
   #dial(): void {
     if (this.#stopped) return;
     const o = this.#o;

@@ -51,6 +51,7 @@ const REASON_PREFIXES: ReadonlyArray<readonly [string, string]> = [
   ['peer does not hold', 'resync'],
   ['peer request', 'peer_request'],
   ['retry after', 'retry'],
+  ['peer refused', 'peer_refused'],
   ['peer sent fatal ALERT ', 'peer_alert'],
   ['peer sent ', 'peer_alert'],
   ['sent fatal ALERT', 'alert_sent'],
@@ -266,6 +267,17 @@ export class PeerRuntime {
     const ws = [...this.#waiters];
     this.#waiters.clear();
     for (const w of ws) w();
+  }
+
+  /**
+   * Reload (issue 5): a new policy for this pair, in place (PeerSession.updatePolicy) and the
+   * hold for client connections from now on, ms. The control connection, epochs and flows stay.
+   */
+  updatePolicy(p: Parameters<PeerSession['updatePolicy']>[0], holdMs: number): void {
+    if (this.#closed) return;
+    this.session.updatePolicy(p);
+    this.#o.holdMs = holdMs;
+    this.#rearm();
   }
 
   get holdMs(): number {

@@ -110,7 +110,31 @@ t.test('a streaming flow keeps running across 10 reloads of both gateways, data 
   t.equal(lab.rtB().stats.epochSwitches, switchesB, 'no epoch switch on gw-b');
 });
 
-t.test('a peer whose policy changed is rebuilt (its flows reset, a new first epoch); a removed peer is torn down', async (t) => {
+t.test('a policy change is applied in place: same runtime, same epoch, the flow goes on; the pool keeps its keys', async (t) => {
+  const lab = await startLab(t);
+  await lab.ready();
+  const rt = lab.rtA();
+  const epoch = rt.session.slots.current!.n;
+  const stock = lab.a.pools.get('gw-b')!.stats().stock;
+  const f = stream(lab.servicePort);
+  f.write();
+  await until(() => f.st.nBack > 0, 10_000, 'echo');
+  edit(lab.files.gwA, (y) => y.replace(/rekey_after_time: 60s/, 'rekey_after_time: 50s').replace(/^kme:\n/m, 'kme:\n  timeout: 4s\n  status_interval: 2s\n'));
+  const plan = await reloadA(lab);
+  t.same(plan.peers, { kept: [], retuned: ['gw-b'], added: [], rebuilt: [], removed: [] }, 'gw-b retuned');
+  t.equal(lab.rtA(), rt, 'same runtime');
+  t.equal(rt.session.opts.rekeyAfterTimeMs, 50_000, 'the new rekey time is in force for the next epochs');
+  t.equal(rt.session.slots.current!.n, epoch, 'same epoch');
+  t.equal(lab.a.pools.get('gw-b')!.stats().stock, stock, `the ${stock} keys held ahead stay (a kme.timeout change is not a new KME)`);
+  t.ok(lab.logA.lines.some((l) => l.event === 'peer_retuned' && l.peer === 'gw-b'), 'peer_retuned logged');
+  f.write();
+  await until(() => f.st.nBack === f.st.nSent, 10_000, 'every byte echoed');
+  const d = await f.finish();
+  t.equal(f.st.error, null, 'the flow was not reset');
+  t.equal(d.back, d.sent);
+});
+
+t.test('a peer whose entry changed is rebuilt (its flows reset, a new first epoch); a removed peer is torn down', async (t) => {
   const lab = await startLab(t);
   await lab.ready();
   const old = lab.rtA();
@@ -119,9 +143,10 @@ t.test('a peer whose policy changed is rebuilt (its flows reset, a new first epo
   await until(() => f.st.nBack > 0, 10_000, 'echo');
   const closed = new Promise<void>((r) => f.st.s.once('close', () => r()));
 
-  edit(lab.files.gwA, (y) => y.replace(/rekey_after_time: 60s/, 'rekey_after_time: 50s'));
+  // Same data port, written as localhost: a changed entry (a new address to dial).
+  edit(lab.files.gwA, (y) => y.replace(/(\n {4}data: )127\.0\.0\.1:/, '$1localhost:'));
   const plan = await reloadA(lab);
-  t.same(plan.peers, { kept: [], added: [], rebuilt: ['gw-b'], removed: [] }, 'gw-b rebuilt');
+  t.same(plan.peers, { kept: [], retuned: [], added: [], rebuilt: ['gw-b'], removed: [] }, 'gw-b rebuilt');
   t.ok(old.closed, 'the old runtime was closed (its epochs zeroized)');
   await closed;
   t.pass('the flow of the old runtime was reset');
@@ -135,7 +160,7 @@ t.test('a peer whose policy changed is rebuilt (its flows reset, a new first epo
   const rtB = lab.rtA();
   edit(lab.files.gwA, (y) => y.replace(/^peers:\n[\s\S]*?(?=^policies:)/m, 'peers:\n  - identity: gw-c\n    control: 127.0.0.1:1\n'));
   const plan2 = await reloadA(lab);
-  t.same(plan2.peers, { kept: [], added: ['gw-c'], rebuilt: [], removed: ['gw-b'] });
+  t.same(plan2.peers, { kept: [], retuned: [], added: ['gw-c'], rebuilt: [], removed: ['gw-b'] });
   t.same(plan2.services.closed, ['web']);
   t.ok(rtB.closed, 'the runtime for gw-b was closed');
   t.ok(lab.logA.lines.some((l) => l.event === 'peer_removed' && l.peer === 'gw-b'), 'peer_removed logged');
@@ -177,6 +202,7 @@ t.test('a reload that fails half-way (an address in use) changes nothing and clo
   await t.rejects(reloadA(lab), { code: 'QKDGW_E_LISTEN' }, 'the taken address refuses the reload');
   t.equal(lab.a.cfg, before, 'the configuration in force is the old one');
   t.equal(lab.rtA(), rt, 'the peer was not rebuilt');
+  t.equal(rt.session.opts.rekeyAfterTimeMs, 60_000, 'nor retuned: the old policy is in force');
   t.notOk(rt.closed);
   t.equal(lab.a.addresses.services.web2, undefined, 'web2 is not registered');
   const web2 = await new Promise<string>((resolve) => {

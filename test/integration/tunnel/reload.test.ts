@@ -94,7 +94,7 @@ t.test('BC-07: rotated SAE certificate, key and KME CA plus a new timeout, appli
   t.same(appliedA.changed, ['kme'], 'gw-a applied the kme section');
   t.same(appliedB.changed, ['kme']);
   t.ok(appliedA.kme, 'and rebuilt its KME client');
-  t.same(appliedA.peers, { kept: ['gw-b'], added: [], rebuilt: [], removed: [] }, 'the tunnel to gw-b was kept');
+  t.same(appliedA.peers, { kept: ['gw-b'], retuned: [], added: [], rebuilt: [], removed: [] }, 'the tunnel to gw-b was kept');
   t.equal(a.cfg.kme.timeoutMs, 3000, 'the new timeout is in effect');
   t.ok(logA.lines.some((l) => l.event === 'reload_applied'));
 

@@ -123,7 +123,7 @@ t.test('status table: header, one row per peer, one per key pool, readiness (exa
     'gw-c               0/8           3       1.50/s        0.0 s       2.0 s  yes           enc_keys: QKDGW_E_KMS_EXHAUSTED: KME has no keys for gw-c',
     'gw-d               0/8           ?       0.00/s        never           ?  no            -',
     '',
-    'not ready: peers gw-c (qkd: required, not up in qkd mode)',
+    'not ready: peers gw-c (not up, or not in qkd mode under qkd: required)',
     '',
   ]);
 });

@@ -57,3 +57,25 @@ t.test('closing the pool names the key_IDs it zeroized (the audit trail records 
   t.same(closed?.keyIds, handed.slice(0, 2), 'key_pool_closed lists the key_IDs zeroized');
   t.equal(closed?.zeroized, 2);
 });
+
+t.test('reconfigure: a larger target refills at once and keeps the keys held; bad numbers change nothing', async (t) => {
+  const { SecretBytes } = await import('../../../src/util/secret.js');
+  let n = 0;
+  const source: KeyPoolSource = {
+    getKeys: async (_peer, count) => Array.from({ length: count }, () => ({ keyId: `7d3c1f00-0000-4000-8000-${String(++n).padStart(12, '0')}`, key: SecretBytes.zero(32) })),
+    status: async () => {
+      throw new Error('no KME here');
+    },
+  };
+  const pool = new KeyPool({ source, peerSaeId: 'gw-b', clock: new ManualClock(), target: 1, statusIntervalMs: 10_000 });
+  t.teardown(() => pool.close());
+  pool.start();
+  for (let i = 0; i < 10 && pool.stats().stock < 1; i++) await new Promise((r) => setImmediate(r));
+  t.equal(pool.stats().stock, 1);
+  t.throws(() => pool.reconfigure({ target: -1 }), { code: 'QKDGW_E_KMS_CONFIG' });
+  t.equal(pool.target, 1, 'unchanged after a refused reconfigure');
+  pool.reconfigure({ target: 3, forecastLowSec: 60 });
+  for (let i = 0; i < 10 && pool.stats().stock < 3; i++) await new Promise((r) => setImmediate(r));
+  t.equal(pool.stats().stock, 3, 'refilled to the new target');
+  t.equal(n, 3, 'the first key was kept, two more fetched');
+});
