@@ -99,8 +99,13 @@ function poolRow(p: PoolSnapshot): string[] {
     // Unknown before the first status read; null after one means supply keeps up.
     p.kmeStoredKeyCount === null ? '?' : p.forecastKmeDrySec === null ? 'never' : formatSeconds(p.forecastKmeDrySec),
     p.forecastLow ? 'yes' : 'no',
-    e === null ? '-' : `${e.op}: ${clean(e.code)}: ${clean(e.message)}`,
+    e === null ? '-' : cut(`${e.op}: ${clean(e.code)}: ${clean(e.message)}`, 100),
   ];
+}
+
+/** At most `n` characters (a long KME message must not push the table off the screen; --json has it whole). */
+function cut(text: string, n: number): string {
+  return text.length <= n ? text : `${text.slice(0, n - 3)}...`;
 }
 
 /** Columns padded to their widest cell, two spaces apart. */

@@ -2,7 +2,8 @@
  * From the gateway's structured log events to key audit events (issue 5). The sources:
  * src/tunnel/core/session.ts (SessionAction `log`: handshake_started, epoch_next,
  * epoch_switch, epoch_discarded, handshake_failed, qkd_key_discarded, qkd_degraded,
- * qkd_restored, qkd_step_down, epoch_hard_limit) and src/kms/key-pool.ts
+ * qkd_restored, qkd_step_down, epoch_hard_limit), src/tunnel/io/peer.ts (epochs_zeroized,
+ * when a runtime closes: stop, peer removed or rebuilt) and src/kms/key-pool.ts
  * (key_pool_fetched, key_pool_expired, key_pool_closed). Every other event maps to nothing.
  *
  * One audit record per key_ID: an event naming two key_IDs gives two records, one naming
@@ -106,6 +107,14 @@ export class AuditLogMapper {
         }
         return out;
       }
+      case 'epochs_zeroized': {
+        // The runtime closed (stop, peer removed or rebuilt): every epoch it held, and any the
+        // trail still remembers for this peer, ends here.
+        const named = Array.isArray(f.epochs) ? f.epochs.filter((n): n is number => typeof n === 'number') : [];
+        const all = [...new Set([...named, ...this.#remembered(peer)])].sort((a, b) => a - b);
+        const reason = `runtime closed: ${str(f.reason) ?? 'shutdown'}`;
+        return all.flatMap((n) => perKey(peer, { event: 'epoch_zeroized', epoch: n, reason }, this.#forget(peer, n)));
+      }
       case 'epoch_discarded':
         return perKey(peer, { event: 'epoch_zeroized', epoch, reason: `discarded before use: ${str(f.reason) ?? 'no reason given'}` }, this.#forget(peer, epoch));
       case 'handshake_failed': {
@@ -156,6 +165,11 @@ export class AuditLogMapper {
     m.delete(epoch);
     m.set(epoch, ids);
     while (m.size > REMEMBER_PER_PEER) m.delete(m.keys().next().value as number);
+  }
+
+  /** Epoch numbers remembered for `peer` (with their key_IDs). */
+  #remembered(peer: string): number[] {
+    return [...(this.#epochKeys.get(peer)?.keys() ?? [])];
   }
 
   #forget(peer: string, epoch: number | undefined): string[] {

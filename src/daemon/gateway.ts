@@ -311,7 +311,7 @@ export class Gateway {
     const rt = this.peers.get(peer);
     if (rt) {
       rt.log.info({ event, reason, flows_reset: rt.carrierCount });
-      rt.close();
+      rt.close(reason);
     }
     this.peers.delete(peer);
     this.#responderPeers.delete(peer);
@@ -669,7 +669,10 @@ export class Gateway {
     const oldControl = this.#controlServer;
     if (control) this.#controlServer = control;
     else if (!this.#wantsControlServer(next)) this.#controlServer = null;
-    if (oldControl && oldControl !== this.#controlServer) void oldControl.close();
+    if (oldControl && oldControl !== this.#controlServer) {
+      void oldControl.close();
+      if (!this.#controlServer) this.log.info({ event: 'control_listener_closed', why: 'no peer has this gateway as its responder any more' }, 'control listener closed: no peer connects to this gateway now');
+    }
     this.#controlServer?.setTls(tls);
     this.addresses.control = this.#controlServer?.port;
 

@@ -382,14 +382,18 @@ export class PeerRuntime {
   }
 
   /** Stops timers, closes control connections and zeroizes every epoch. */
-  close(): void {
+  close(reason = 'shutdown'): void {
     if (this.#closed) return;
     this.abortAll('shutdown');
     this.#closed = true;
     this.#cancelTimer?.();
     for (const c of this.#conns.values()) c.close('shutdown');
     this.#conns.clear();
+    // Named before the wipe, so the key audit trail records the end of every epoch's keys.
+    const s = this.session.slots;
+    const epochs = [...new Set([s.previous?.n, s.current?.n, s.next?.n, ...s.retired.keys()].filter((n): n is number => n !== undefined))];
     this.session.wipe();
+    this.log.info({ event: 'epochs_zeroized', epochs, reason }, `epochs ${epochs.join(', ') || '(none)'} zeroized: ${reason}`);
     this.#wake();
   }
 

@@ -205,3 +205,11 @@ t.test('units: seconds and bytes', async (t) => {
   ];
   for (const [v, want] of bytes) t.equal(formatBytes(v), want, `${v} B`);
 });
+
+t.test('a long KME error message is cut in the table (whole in --json)', async (t) => {
+  const long = 'x'.repeat(400);
+  const out = renderStatus(snap({ kme: { url: 'https://kme', calls: { byOp: {}, byHttpStatus: {} }, pools: [pool({ lastError: { op: 'enc_keys', code: 'QKDGW_E_KMS_UNAVAILABLE', message: long, at: 1 } })] } }));
+  const row = out.split('\n').find((l) => l.includes('QKDGW_E_KMS_UNAVAILABLE'))!;
+  t.ok(row.endsWith('...'), 'cut, marked with ...');
+  t.notOk(row.includes(long), 'the 400 characters are not all there');
+});

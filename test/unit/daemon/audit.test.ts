@@ -350,6 +350,26 @@ t.test('fsync policy: every syncEveryLines records, or syncIntervalMs after the 
   t.equal(syncs, 3, 'no timer after close');
 });
 
+t.test('epochs_zeroized (a runtime closed): one epoch_zeroized per remembered key and per named epoch', async (t) => {
+  const m = new AuditLogMapper();
+  const k1 = '2f1c7a1e-0000-4000-8000-0000000000a1';
+  const k2 = '2f1c7a1e-0000-4000-8000-0000000000a2';
+  m.map('epoch_switch', { epoch: 11, key_IDs: [k1] }, 'gw-a');
+  m.map('epoch_switch', { epoch: 12, key_IDs: [k2] }, 'gw-a');
+  const out = m.map('epochs_zeroized', { epochs: [12, 13], reason: 'removed from the configuration' }, 'gw-a');
+  t.same(
+    out.map((e) => [e.event, e.epoch, e.key_ID ?? null]),
+    [
+      ['epoch_zeroized', 11, k1],
+      ['epoch_zeroized', 12, k2],
+      ['epoch_zeroized', 13, null],
+    ],
+    'epochs 11 and 12 with their key_IDs, 13 (no key seen) by number',
+  );
+  t.match(out[0].reason, /runtime closed: removed from the configuration/);
+  t.same(m.map('epochs_zeroized', { epochs: [], reason: 'shutdown' }, 'gw-a'), [], 'nothing left to record twice');
+});
+
 t.test('auditFromLogEvent: the session and pool events map to key lifecycle records', async (t) => {
   const p = 'gw-b';
   t.same(auditFromLogEvent('key_pool_fetched', { keyIds: [KID[0], KID[1]], stock: 2, target: 2 }, p), [
