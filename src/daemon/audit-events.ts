@@ -80,6 +80,11 @@ export function auditFromLogEvent(event: string, fields: Record<string, unknown>
 export class AuditLogMapper {
   readonly #epochKeys = new Map<string, Map<number, string[]>>();
 
+  /** Copies what `other` remembers (epochs and their key_IDs), e.g. when a reload opens a new trail file. */
+  adopt(other: AuditLogMapper): void {
+    for (const [peer, m] of other.#epochKeys) this.#epochKeys.set(peer, new Map(m));
+  }
+
   /** See {@link auditFromLogEvent}. Never throws. */
   map(event: string, fields: Record<string, unknown>, peer: string): AuditEvent[] {
     const f = fields;

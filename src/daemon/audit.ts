@@ -122,6 +122,14 @@ export class AuditTrail {
     }
   }
 
+  /**
+   * Takes over what `previous` knows of the epochs in force (their key_IDs), so a trail
+   * opened by a reload can name the keys of epochs installed before it when they end.
+   */
+  continueFrom(previous: AuditTrail): void {
+    this.#mapper.adopt(previous.#mapper);
+  }
+
   /** seq and SHA-256 hex of the last record written (the value to anchor elsewhere). */
   get head(): AuditHead {
     return { seq: this.#seq, hash: this.#prev };

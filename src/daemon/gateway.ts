@@ -630,6 +630,7 @@ export class Gateway {
       this.pools.clear();
     }
     if (plan.audit) {
+      if (audit && this.#audit) audit.continueFrom(this.#audit);
       this.#audit?.close();
       this.#audit = audit;
     }

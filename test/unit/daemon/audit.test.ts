@@ -350,6 +350,15 @@ t.test('fsync policy: every syncEveryLines records, or syncIntervalMs after the 
   t.equal(syncs, 3, 'no timer after close');
 });
 
+t.test('a mapper that adopts another remembers its epochs (a reload that moves audit.file)', async (t) => {
+  const old = new AuditLogMapper();
+  const k = '2f1c7a1e-0000-4000-8000-0000000000b1';
+  old.map('epoch_switch', { epoch: 5, key_IDs: [k] }, 'gw-b');
+  const fresh = new AuditLogMapper();
+  fresh.adopt(old);
+  t.same(fresh.map('epochs_zeroized', { epochs: [5], reason: 'shutdown' }, 'gw-b').map((e) => e.key_ID), [k], 'the new trail names the key of epoch 5');
+});
+
 t.test('epochs_zeroized (a runtime closed): one epoch_zeroized per remembered key and per named epoch', async (t) => {
   const m = new AuditLogMapper();
   const k1 = '2f1c7a1e-0000-4000-8000-0000000000a1';
