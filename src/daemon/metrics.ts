@@ -61,6 +61,11 @@ function defaultProcessRegistry(): Registry {
   if (!processRegistry) {
     processRegistry = new Registry();
     collectDefaultMetrics({ register: processRegistry, prefix: 'qkdgw_' });
+    // Gauges whose names end in _total break the Prometheus naming rules (promtool check
+    // metrics fails on them); the same counts stay available per type without the suffix.
+    for (const m of processRegistry.getMetricsAsArray()) {
+      if (m.name.endsWith('_total') && (m as unknown as { type?: string }).type === 'gauge') processRegistry.removeSingleMetric(m.name);
+    }
   }
   return processRegistry;
 }

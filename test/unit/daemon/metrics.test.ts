@@ -426,3 +426,13 @@ t.test('64 silent connections (headers never finished) hold /healthz for about h
   t.equal(status, 200, `/healthz answered after ${took} ms`);
   t.ok(took < 12_000, 'well before the 30 s of Node\'s default connection check');
 });
+
+t.test('no gauge is named *_total (promtool check metrics refuses them), our series or prom-client defaults', async (t) => {
+  const m = new GatewayMetrics({ source: new FakeSource(), processMetrics: true });
+  t.teardown(() => m.close());
+  const text = await m.render();
+  const gauges = [...text.matchAll(/^# TYPE (\S+) gauge$/gm)].map((x) => x[1]);
+  t.ok(gauges.includes('qkdgw_nodejs_eventloop_lag_seconds'), 'the process defaults are there');
+  t.same(gauges.filter((g) => g.endsWith('_total')), [], 'no gauge ends in _total');
+  t.ok(/^qkdgw_nodejs_active_handles\{/m.test(text) || /^qkdgw_nodejs_active_handles /m.test(text), 'active handles still reported (per type)');
+});
