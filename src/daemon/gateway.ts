@@ -367,11 +367,10 @@ export class Gateway {
     return cfg.control.listen !== undefined && cfg.peers.some((p) => roleOf(cfg.identity, p.identity) === 'responder');
   }
 
-  async #startMetrics(cfg: GatewayConfig): Promise<MetricsServer> {
+  /** Binds metrics.listen (not yet registered). Throws QKDGW_E_LISTEN. */
+  #startMetrics(cfg: GatewayConfig): Promise<MetricsServer> {
     const l = cfg.metrics!.listen;
-    const m = await startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log }); // binds component metrics itself
-    this.addresses.metrics = m.port;
-    return m;
+    return startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log }); // binds component metrics itself
   }
 
   async #start(): Promise<void> {
@@ -391,7 +390,10 @@ export class Gateway {
 
     if (cfg.audit?.file) this.#audit = this.#openAudit(cfg.audit.file);
     // Before the KME client: the latency histogram must see the first enc_keys calls too.
-    if (cfg.metrics) this.#metrics = await this.#startMetrics(cfg);
+    if (cfg.metrics) {
+      this.#metrics = await this.#startMetrics(cfg);
+      this.addresses.metrics = this.#metrics.port;
+    }
     this.#kmeDigest = kmeFilesDigest(cfg);
     this.#keySource = this.#makeKeySource(cfg);
     const tls = this.#readControlTls(cfg);
@@ -592,8 +594,7 @@ export class Gateway {
         undo.push(() => d.close());
       }
       if (plan.rebind.metrics && next.metrics) {
-        const l = next.metrics.listen;
-        metrics = await startMetricsServer({ source: this, host: l.host, port: l.port, logger: this.log });
+        metrics = await this.#startMetrics(next);
         const m = metrics;
         undo.push(() => m.close());
       }
